@@ -1,0 +1,34 @@
+# Set-up is implicit: the first `make chat` or `make test` creates .venv and installs everything.
+# PyTorch is installed first, pinned to the CPU build, so nothing pulls CUDA packages.
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PIP     := $(VENV)/bin/pip
+STAMP   := $(VENV)/.installed
+PYTEST  := $(PY) -m pytest
+export OMP_WAIT_POLICY ?= PASSIVE
+
+.PHONY: setup chat test test-unit test-integration bench eval clean-index
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install --upgrade pip wheel setuptools
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+chat: setup
+	$(VENV)/bin/rag ask "When does Alonso's contract expire?"
+
+test: test-unit test-integration
+
+test-unit: setup
+	$(PYTEST) -m "not integration"
+
+test-integration: setup
+	$(PYTEST) -m integration
+
+clean-index:
+	rm -f index/rag.sqlite3* index/faiss-*

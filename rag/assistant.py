@@ -1,0 +1,187 @@
+"""The public entry point: ``Assistant`` ties store, embedder, retriever and answerer together.
+
+Construction is cheap: the store opens (SQLite only) and nothing heavy loads until the first
+question or ingest, so ``rag index list`` stays fast and a UI can start before the model is warm.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from .answer import Answerer, ExtractiveAnswerer
+from .embed import Embedder, make_embedder
+from .errors import ConfigError, InputError
+from .indexer import Indexer, Progress
+from .ingest import normalise_date
+from .models import Answer, ArticleInfo, IndexStats, IngestReport, Passage
+from .retrieve import RetrievalConfig, Retriever, analyse
+from .store import DB_NAME, Store
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MAX_QUESTION_CHARS = 2000
+
+
+def default_index_dir() -> Path:
+    """``$RAG_INDEX``, else the project's ``index/`` folder."""
+    env = os.environ.get("RAG_INDEX")
+    return Path(env).expanduser() if env else PROJECT_ROOT / "index"
+
+
+def default_seeds_dir() -> Path:
+    env = os.environ.get("RAG_SEEDS")
+    return Path(env).expanduser() if env else PROJECT_ROOT / "seeds"
+
+
+def _check_date(name: str, value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    iso = normalise_date(value)
+    if iso is None:
+        raise ConfigError(f"{name}: '{value}' is not a date (use YYYY-MM-DD)")
+    return iso
+
+
+class Assistant:
+    """Question answering over one index folder.
+
+    Args:
+        index_dir: the index folder (default: ``$RAG_INDEX`` or the project's ``index/``).
+        embedder: a sentence-transformers model name or path, or an ``Embedder`` object;
+            default: the packaged all-MiniLM-L6-v2.
+        seed: when the index does not exist yet, build it from this folder first
+            (default: the project's ``seeds/``; ``False`` to start empty).
+        answerer: an ``Answerer``; default: extractive.
+        top_k: passages retrieved per question.
+        quiet: do not print first-use messages to stderr.
+    """
+
+    def __init__(
+        self,
+        index_dir: str | Path | None = None,
+        *,
+        embedder: str | Embedder | None = None,
+        seed: str | Path | bool | None = None,
+        answerer: Answerer | None = None,
+        top_k: int = 5,
+        retrieval: RetrievalConfig | None = None,
+        quiet: bool = False,
+    ) -> None:
+        if top_k < 1:
+            raise ConfigError(f"top_k must be at least 1, got {top_k}")
+        self.index_dir = Path(index_dir).expanduser() if index_dir else default_index_dir()
+        self.embedder = make_embedder(embedder)
+        fresh = not (self.index_dir / DB_NAME).exists()
+        self.store = Store(self.index_dir, embedder_name=self.embedder.name)
+        self.retriever = Retriever(self.store, self.embedder, retrieval)
+        self.answerer: Answerer = answerer or ExtractiveAnswerer()
+        self.top_k = top_k
+        self.quiet = quiet
+        self._write_lock = threading.Lock()
+        seeds = default_seeds_dir() if seed is None or seed is True else (Path(seed) if seed else None)
+        self._pending_seed = seeds if (fresh and seeds is not None and seeds.is_dir()) else None
+
+    # ---------------------------------------------------------------- first use
+
+    def _ensure_seeded(self) -> None:
+        if self._pending_seed is None:
+            return
+        seeds, self._pending_seed = self._pending_seed, None
+        if self.store.count()[0]:
+            return
+        if not self.quiet:
+            print(f"No index yet at {self.index_dir}: indexing the articles in {seeds} (first use)…",
+                  file=sys.stderr)
+        report = self.add([seeds], progress=not self.quiet)
+        if not self.quiet:
+            print(f"Indexed {report.summary()}", file=sys.stderr)
+
+    # ---------------------------------------------------------------- articles
+
+    def add(self, paths: Iterable[str | Path] | str | Path, *, progress: Progress | bool | None = None) -> IngestReport:
+        """Indexes files and folders; see ``IngestReport`` for what happened to each."""
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        paths = list(paths)
+        if not paths:
+            raise InputError("no paths given")
+        self._pending_seed = None
+        with self._write_lock:
+            return Indexer(self.store, self.embedder).add(paths, progress=progress)
+
+    def remove(self, article_id: str) -> None:
+        with self._write_lock:
+            if not self.store.remove(article_id):
+                raise InputError(f"no article with id '{article_id}' (see `rag index list`)")
+
+    def articles(self) -> list[ArticleInfo]:
+        self._ensure_seeded()
+        return self.store.list_articles()
+
+    def stats(self) -> IndexStats:
+        self._ensure_seeded()
+        return self.store.stats()
+
+    # ---------------------------------------------------------------- questions
+
+    def retrieve(self, question: str, *, top_k: int | None = None, since: str | None = None,
+                 until: str | None = None) -> list[Passage]:
+        query = self._query(question, since, until)
+        return self.retriever.retrieve(query, top_k or self.top_k)
+
+    def _query(self, question: str, since: str | None, until: str | None):
+        if not isinstance(question, str) or not question.strip():
+            raise InputError("the question is empty")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise InputError(f"the question is {len(question)} characters; the limit is {MAX_QUESTION_CHARS}")
+        since, until = _check_date("since", since), _check_date("until", until)
+        if since and until and since > until:
+            raise ConfigError(f"since {since} is after until {until}")
+        self._ensure_seeded()
+        return analyse(question, since=since, until=until)
+
+    def ask(self, question: str, *, top_k: int | None = None, since: str | None = None,
+            until: str | None = None) -> Answer:
+        """Answers from the indexed articles, with numbered citations (or abstains)."""
+        if top_k is not None and top_k < 1:
+            raise ConfigError(f"top_k must be at least 1, got {top_k}")
+        t0 = time.perf_counter()
+        query = self._query(question, since, until)
+        passages = self.retriever.retrieve(query, top_k or self.top_k)
+        t1 = time.perf_counter()
+        answer = self.answerer.answer(query, passages)
+        t2 = time.perf_counter()
+        answer.timings.retrieve_ms = (t1 - t0) * 1000
+        answer.timings.answer_ms = (t2 - t1) * 1000
+        answer.timings.total_ms = (t2 - t0) * 1000
+        return answer
+
+    def ask_stream(self, question: str, **kwargs) -> Iterator[str | Answer]:
+        """Yields text pieces, then the final Answer (the extractive answerer yields it whole)."""
+        answer = self.ask(question, **kwargs)
+        yield answer.text
+        yield answer
+
+    def close(self) -> None:
+        self.store.close()
+
+
+_default: dict[str, Assistant] = {}
+_default_lock = threading.Lock()
+
+
+def ask(question: str, index_dir: str | Path | None = None, **kwargs) -> Answer:
+    """One-line convenience: ``ask("When does Alonso's contract expire?")``.
+
+    Keeps one Assistant per index folder so repeated calls do not reload the embedder.
+    """
+    key = str(Path(index_dir).expanduser().resolve() if index_dir else default_index_dir().resolve())
+    with _default_lock:
+        assistant = _default.get(key)
+        if assistant is None:
+            assistant = _default[key] = Assistant(key)
+    return assistant.ask(question, **kwargs)

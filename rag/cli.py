@@ -1,0 +1,179 @@
+"""The ``rag`` command line.
+
+Heavy libraries (torch, sentence-transformers, FAISS, llama.cpp, gradio) are imported only by
+the subcommands that need them, so ``rag --help`` and ``rag index list`` start instantly. Every
+``RagError`` becomes one line on stderr and exit status 2; a traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_USER_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that names the bad option on one line (its default), exit status 2."""
+
+
+def _add_index_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index", metavar="DIR", help="index folder (default: $RAG_INDEX or ./index of the project)")
+    p.add_argument("--embedder", metavar="NAME_OR_PATH",
+                   help="sentence-transformers model (default: the packaged all-MiniLM-L6-v2)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="rag", description="Ask questions of your football news articles; answers cite their sources.")
+    parser.add_argument("--version", action="version", version="football-rag 0.1.0")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    ask = sub.add_parser("ask", help="answer a question with numbered citations")
+    ask.add_argument("question", help="the question, in quotes")
+    _add_index_opts(ask)
+    ask.add_argument("--top-k", type=int, default=5, metavar="N", help="passages to retrieve (default 5)")
+    ask.add_argument("--since", metavar="YYYY-MM-DD", help="only articles dated on or after this day")
+    ask.add_argument("--until", metavar="YYYY-MM-DD", help="only articles dated on or before this day")
+    ask.add_argument("--json", action="store_true", help="print the Answer as JSON")
+    ask.add_argument("--verbose", "-v", action="store_true", help="also print retrieved passages and timings")
+
+    index = sub.add_parser("index", help="manage the articles in the index")
+    isub = index.add_subparsers(dest="index_command", metavar="ACTION")
+    isub.required = True
+    add = isub.add_parser("add", help="index files or folders (.txt .md .html .json .jsonl .csv)")
+    add.add_argument("paths", nargs="+", metavar="PATH")
+    _add_index_opts(add)
+    add.add_argument("--json", action="store_true", help="print the report as JSON")
+    lst = isub.add_parser("list", help="list indexed articles")
+    _add_index_opts(lst)
+    lst.add_argument("--json", action="store_true")
+    rm = isub.add_parser("rm", help="remove an article by id")
+    rm.add_argument("ids", nargs="+", metavar="ID")
+    _add_index_opts(rm)
+    st = isub.add_parser("stats", help="index statistics")
+    _add_index_opts(st)
+    st.add_argument("--json", action="store_true")
+    return parser
+
+
+def _assistant(args: argparse.Namespace, **kw: Any):
+    from .assistant import Assistant
+
+    return Assistant(args.index, embedder=args.embedder, **kw)
+
+
+def _display_source(source: str) -> str:
+    try:
+        return os.path.relpath(source) if Path(source).is_absolute() and not os.path.relpath(source).startswith("../..") else source
+    except ValueError:
+        return source
+
+
+def print_answer(answer, out=sys.stdout, *, verbose: bool = False) -> None:
+    """The answer, then its numbered sources with title, date, file and quote."""
+    print(answer.text, file=out)
+    if answer.citations:
+        print("\nSources:", file=out)
+        for c in answer.citations:
+            flag = "" if c.supported else "  (weak support)"
+            print(f"  [{c.n}] {c.title} ({c.date or 'undated'}) — {_display_source(c.source)}{flag}", file=out)
+            print(f"      “{' '.join(c.quote.split())}”  (chars {c.start}-{c.end})", file=out)
+    if getattr(answer, "unsupported", None):
+        print("\nNot supported by the cited sources:", file=out)
+        for s in answer.unsupported:
+            print(f"  - {s}", file=out)
+    if verbose:
+        print("\nRetrieved passages:", file=out)
+        for i, p in enumerate(answer.passages, start=1):
+            print(f"  {i}. {p.article.id} #{p.chunk.ordinal} score={p.score:.4f} dense={p.dense_rank} "
+                  f"bm25={p.lexical_rank}: {p.chunk.text[:90]!r}", file=out)
+        t = answer.timings
+        print(f"\nTimings: retrieve {t.retrieve_ms:.1f} ms, answer {t.answer_ms:.1f} ms, total {t.total_ms:.1f} ms",
+              file=out)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    assistant = _assistant(args, top_k=args.top_k)
+    answer = assistant.ask(args.question, since=args.since, until=args.until)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print_answer(answer, verbose=args.verbose)
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    assistant = _assistant(args, seed=False if args.index_command == "add" else None)
+    if args.index_command == "add":
+        report = assistant.add(args.paths, progress=not args.json and sys.stderr.isatty())
+        if args.json:
+            from dataclasses import asdict
+
+            print(json.dumps({"items": [asdict(i) for i in report.items], "seconds": report.seconds}, indent=2))
+        else:
+            for item in report.items:
+                if item.status == "failed":
+                    print(f"failed   {item.reason}", file=sys.stderr)
+                elif item.status == "skipped":
+                    print(f"skipped  {_display_source(item.source)} ({item.reason})")
+                else:
+                    print(f"{item.status:<8} {_display_source(item.source)} -> {item.article_id} ({item.chunks} chunks)")
+            print(report.summary())
+        return 1 if report.failed and not (report.added or report.updated or report.skipped) else 0
+    if args.index_command == "list":
+        rows = assistant.articles()
+        if args.json:
+            from dataclasses import asdict
+
+            print(json.dumps([asdict(r) for r in rows], ensure_ascii=False, indent=2))
+        else:
+            for r in rows:
+                print(f"{r.id}\t{r.date or '----------'}\t{r.chunks:>3} chunks\t{r.title}")
+            print(f"{len(rows)} articles")
+        return 0
+    if args.index_command == "rm":
+        for aid in args.ids:
+            assistant.remove(aid)
+            print(f"removed {aid}")
+        return 0
+    if args.index_command == "stats":
+        st = assistant.stats()
+        if args.json:
+            from dataclasses import asdict
+
+            print(json.dumps(asdict(st), indent=2))
+        else:
+            print(f"index:     {st.path}\narticles:  {st.articles}\nchunks:    {st.chunks}\n"
+                  f"embedder:  {st.embedder} ({st.dimension}-dim)\nfaiss:     {st.faiss_type}\n"
+                  f"generation {st.generation}\nsize:      {st.size_bytes / 1e6:.2f} MB")
+        return 0
+    raise AssertionError(args.index_command)
+
+
+COMMANDS = {"ask": cmd_ask, "index": cmd_index}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import RagError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except RagError as e:
+        print(f"rag: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("rag: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

