@@ -58,6 +58,19 @@ def build_parser() -> argparse.ArgumentParser:
     st = isub.add_parser("stats", help="index statistics")
     _add_index_opts(st)
     st.add_argument("--json", action="store_true")
+
+    ev = sub.add_parser("eval", help="measure answer quality on a QA file (JSONL)")
+    ev.add_argument("qa", metavar="QA.jsonl", help="questions with accepted answers and gold files")
+    ev.add_argument("--corpus", metavar="DIR",
+                    help="index this folder first (into --index, or a cache folder reused across runs)")
+    _add_index_opts(ev)
+    ev.add_argument("--top-k", type=int, default=5, metavar="N", help="passages per answer (default 5)")
+    ev.add_argument("--retrieval", choices=["hybrid", "rrf", "dense", "bm25"], default="hybrid",
+                    help="retrieval method: hybrid (default) or a baseline")
+    ev.add_argument("--reranker", metavar="NAME_OR_PATH",
+                    help="a sentence-transformers CrossEncoder to rerank passages (default: none)")
+    ev.add_argument("--json", action="store_true", help="print the full report as JSON")
+    ev.add_argument("--verbose", "-v", action="store_true", help="list every question, not only the misses")
     return parser
 
 
@@ -74,8 +87,9 @@ def _display_source(source: str) -> str:
         return source
 
 
-def print_answer(answer, out=sys.stdout, *, verbose: bool = False) -> None:
+def print_answer(answer, out=None, *, verbose: bool = False) -> None:
     """The answer, then its numbered sources with title, date, file and quote."""
+    out = out or sys.stdout
     print(answer.text, file=out)
     if answer.citations:
         print("\nSources:", file=out)
@@ -155,7 +169,42 @@ def cmd_index(args: argparse.Namespace) -> int:
     raise AssertionError(args.index_command)
 
 
-COMMANDS = {"ask": cmd_ask, "index": cmd_index}
+def cmd_eval(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .assistant import Assistant
+    from .embed import make_embedder
+    from .errors import ConfigError
+    from .evaluate import eval_index_dir, evaluate, load_records, sync_corpus
+
+    if args.top_k < 1:
+        raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
+    records = load_records(args.qa)
+    embedder = make_embedder(args.embedder)
+    index = args.index or (eval_index_dir(args.corpus, embedder.name) if args.corpus else None)
+    extra = {"reranker": args.reranker} if args.reranker else {}
+    assistant = Assistant(index, embedder=embedder, seed=False if args.corpus else None,
+                          top_k=args.top_k, quiet=True, **extra)
+    assistant.retriever.config = replace(assistant.retriever.config, mode=args.retrieval)
+    if args.corpus:
+        if sys.stderr.isatty():
+            print(f"Indexing {args.corpus} into {assistant.index_dir}…", file=sys.stderr)
+        sync_corpus(assistant, args.corpus)
+    tty = sys.stderr.isatty()
+
+    def progress(done: int, total: int) -> None:
+        if tty:
+            print(f"\r{done}/{total} questions", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+    report = evaluate(assistant, records, top_k=args.top_k, name=Path(args.qa).name, progress=progress)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(report.table(per_question=args.verbose))
+    return 0
+
+
+COMMANDS = {"ask": cmd_ask, "index": cmd_index, "eval": cmd_eval}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -405,7 +405,7 @@ def read_file(path: Path) -> list[ParsedSource | InputError]:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise InputError(
-                f"{source}: file is {size / 1e6:.1f} MB, over the {MAX_FILE_BYTES / 1e6:.0f} MB limit"
+                f"{source}: file is {size / 2**20:.1f} MB, over the {MAX_FILE_BYTES / 2**20:.0f} MB limit"
             )
         data = path.read_bytes()
     except OSError as e:
