@@ -1,0 +1,312 @@
+"""What the page does, without the page: ask with history, add uploaded files, list and remove.
+
+The Gradio callbacks in ``ui.app`` are thin wrappers over ``ChatBackend`` so that the behaviour
+that matters (which keywords reach the assistant, the one-at-a-time LLM lock, where uploads are
+written and what happens to a bad one) is testable without a browser. Nothing here keeps
+per-user state: a conversation's history is passed in by the caller (it lives in each browser
+session's own ``gr.State``), so two people never see each other's turns.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import os
+import queue
+import shutil
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rag.errors import ConfigError, InputError, RagError
+from rag.models import Answer, ArticleInfo, IngestItem, IngestReport
+
+from .render import sanitize_filename
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # news articles are KBs; a bigger file is a mistake
+UPLOADS_DIRNAME = "uploads"
+MODES = ("extractive", "llm")
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One finished exchange, as the assistant gets it back for follow-up questions.
+
+    ``answer`` is the Answer when there is one (its ``retrieval_query`` lets a chain of
+    follow-ups keep its subject), else the text that was shown.
+    """
+
+    question: str
+    answer: Answer | str
+
+
+@dataclass
+class UploadResult:
+    """What became of a batch of uploaded files: the indexer's report plus files refused before it."""
+
+    report: IngestReport
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (file name, reason)
+    saved: list[Path] = field(default_factory=list)
+
+
+def human_size(n: int) -> str:
+    """Bytes for people: "812 B", "4.1 kB", "10 MB"."""
+    if n < 1000:
+        return f"{n} B"
+    value, unit = (n / 1e3, "kB") if n < 1_000_000 else (n / 1e6, "MB")
+    return f"{value:.1f} {unit}".replace(".0 ", " ")
+
+
+def _accepted_keywords(fn: Callable[..., Any], fallback: Callable[..., Any] | None = None) -> set[str] | None:
+    """Keyword names ``fn`` accepts; ``None`` means anything. ``**kwargs`` defers to ``fallback``."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        if fallback is None:
+            return None
+        inner = _accepted_keywords(fallback)
+        return None if inner is None else names | inner
+    return names
+
+
+class ChatBackend:
+    """One per app, shared by every browser session; safe to call from Gradio's worker threads."""
+
+    def __init__(self, assistant: Any, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> None:
+        self.assistant = assistant
+        self.max_upload_bytes = max_upload_bytes
+        self.llm_lock = threading.Lock()  # one generation at a time: llama.cpp contexts are not shared
+        self.ingest_lock = threading.Lock()
+        self.index_dir = Path(assistant.index_dir).resolve()
+        self.uploads_dir = self.index_dir / UPLOADS_DIRNAME
+        stream = getattr(assistant, "ask_stream", None)
+        self._extractive: Any = None
+        self._stream_kw = _accepted_keywords(stream, getattr(assistant, "ask", None)) if stream else set()
+
+    # ------------------------------------------------------------------ what is configured
+
+    @property
+    def embedder_name(self) -> str:
+        return str(getattr(self.assistant.embedder, "name", type(self.assistant.embedder).__name__))
+
+    @property
+    def model_name(self) -> str | None:
+        """The GGUF model answering in LLM mode (its file name), or None when there is none."""
+        for owner in (self.assistant, getattr(self.assistant, "answerer", None),
+                      getattr(self.assistant, "llm", None)):
+            if owner is None:
+                continue
+            for attr in ("model_path", "path", "model"):
+                value = getattr(owner, attr, None)
+                if isinstance(value, (str, Path)) and str(value):
+                    return Path(value).name
+        return None
+
+    @property
+    def has_llm(self) -> bool:
+        if self.model_name is not None:
+            return True
+        return getattr(getattr(self.assistant, "answerer", None), "mode", "extractive") == "llm"
+
+    def supports(self, keyword: str) -> bool:
+        """Whether ``ask_stream`` takes this keyword (history, top_k, since, until, mode...)."""
+        return self._stream_kw is None or keyword in self._stream_kw
+
+    # ------------------------------------------------------------------ questions
+
+    def ask_stream(self, question: str, history: list[Turn], *, top_k: int | None = None,
+                   since: str | None = None, until: str | None = None,
+                   mode: str | None = None) -> Iterator[str | Answer]:
+        """Text pieces, then the final Answer; keywords the assistant lacks are left out.
+
+        ``mode`` "extractive" answers without the LLM even when one is configured; "llm" (or
+        None) uses the assistant's own answerer. LLM answers run one at a time.
+        """
+        if mode is not None and mode not in MODES:
+            raise ConfigError(f"answer mode must be one of {', '.join(MODES)}, got '{mode}'")
+        use_llm = self.has_llm and mode != "extractive"
+        target = self.assistant if use_llm or not self.has_llm else self._extractive_view()
+        wanted: dict[str, Any] = {"top_k": top_k, "since": since or None, "until": until or None}
+        if history:
+            wanted["history"] = [(t.question, t.answer) for t in history]
+        kwargs = {k: v for k, v in wanted.items() if v is not None and self.supports(k)}
+        return self._pump(lambda: target.ask_stream(question, **kwargs), lock=use_llm)
+
+    def _extractive_view(self) -> Any:
+        """The assistant with the extractive answerer: same store, embedder and retriever.
+
+        A shallow copy shares everything heavy; only the answerer differs, and without a model
+        a follow-up is rewritten by the heuristic, so extractive mode never waits for the LLM.
+        """
+        if self._extractive is None:
+            from rag.answer import ExtractiveAnswerer
+
+            view = copy.copy(self.assistant)
+            view.answerer = ExtractiveAnswerer()
+            self._extractive = view
+        return self._extractive
+
+    def _pump(self, make: Callable[[], Iterator[str | Answer]], *, lock: bool) -> Iterator[str | Answer]:
+        """Runs an answer stream on one thread of its own and relays its items.
+
+        Gradio advances a generator from whichever worker thread is free, so a lock taken inside
+        the assistant's stream could be released by another thread (an error) or re-entered by
+        another request on the same thread (two generations at once). Here the whole stream,
+        and the LLM lock, stay on one thread; if the page goes away, the stream is closed at
+        its next piece.
+        """
+        items: queue.Queue[tuple[str, Any]] = queue.Queue()
+        stop = threading.Event()
+
+        def work() -> None:
+            try:
+                if lock:
+                    self.llm_lock.acquire()
+                try:
+                    stream = make()
+                    try:
+                        for item in stream:
+                            items.put(("item", item))
+                            if stop.is_set():
+                                break
+                    finally:
+                        close = getattr(stream, "close", None)
+                        if callable(close):
+                            close()
+                finally:
+                    if lock:
+                        self.llm_lock.release()
+            except BaseException as e:  # handed to the caller's thread, re-raised there
+                items.put(("error", e))
+            finally:
+                items.put(("done", None))
+
+        threading.Thread(target=work, name="rag-answer", daemon=True).start()
+        try:
+            while True:
+                kind, value = items.get()
+                if kind == "item":
+                    yield value
+                elif kind == "error":
+                    raise value
+                else:
+                    return
+        finally:
+            stop.set()
+
+    def article(self, article_id: str):
+        """The stored article (for highlighting quotes in context); KeyError if it is gone."""
+        return self.assistant.store.article(article_id)
+
+    # ------------------------------------------------------------------ articles
+
+    def articles(self) -> list[ArticleInfo]:
+        return self.assistant.articles()
+
+    def remove(self, article_id: str) -> ArticleInfo:
+        """Removes an article; a file this page uploaded for it is deleted too."""
+        if not article_id:
+            raise InputError("no article selected")
+        info = next((a for a in self.articles() if a.id == article_id), None)
+        if info is None:
+            raise InputError(f"no article with id '{article_id}'")
+        with self.ingest_lock:
+            self.assistant.remove(article_id)
+            path = Path(info.source.split("#", 1)[0])
+            if self._in_uploads(path) and path.is_file() and not self._source_used(path):
+                path.unlink()
+        return info
+
+    def _source_used(self, path: Path) -> bool:
+        """Whether another record of the same file (JSONL/CSV rows) is still indexed."""
+        return any(a.source.split("#", 1)[0] == str(path) for a in self.articles())
+
+    def _in_uploads(self, path: Path) -> bool:
+        try:
+            return path.resolve().parent == self.uploads_dir
+        except OSError:
+            return False
+
+    def add_uploads(self, files: list[str | Path],
+                    progress: Callable[[int, int, str], None] | None = None) -> UploadResult:
+        """Copies uploaded files into ``<index>/uploads/`` under safe names and indexes them.
+
+        Names are sanitised (no directories, no hidden files, whitelisted suffix), sizes are
+        checked before anything is copied, and every write stays inside the uploads folder. A
+        file that fails to index leaves the previous upload of the same name in place.
+        """
+        result = UploadResult(report=IngestReport())
+        planned: dict[str, Path] = {}
+        for f in files:
+            src = Path(f)
+            shown = src.name
+            try:
+                name = sanitize_filename(shown)
+                size = src.stat().st_size
+            except InputError as e:
+                result.rejected.append((shown, str(e)))
+                continue
+            except OSError as e:
+                result.rejected.append((shown, f"{shown}: cannot read the upload ({e.strerror or e})"))
+                continue
+            if size > self.max_upload_bytes:
+                result.rejected.append((shown, f"{shown}: {human_size(size)} is over the "
+                                               f"{human_size(self.max_upload_bytes)} upload limit"))
+            elif size == 0:
+                result.rejected.append((shown, f"{shown}: the file is empty"))
+            elif name in planned:
+                result.rejected.append((shown, f"{shown}: another file in this upload has the name {name}"))
+            else:
+                planned[name] = src
+        if not planned:
+            return result
+        with self.ingest_lock:
+            self.uploads_dir.mkdir(parents=True, exist_ok=True)
+            backups: dict[Path, Path] = {}
+            for name, src in planned.items():
+                dest = (self.uploads_dir / name).resolve()
+                if dest.parent != self.uploads_dir:  # defence in depth: sanitize_filename forbids it
+                    result.rejected.append((src.name, f"{src.name}: refused file name"))
+                    continue
+                tmp = self.uploads_dir / f".incoming-{uuid.uuid4().hex}{dest.suffix}"
+                shutil.copyfile(src, tmp)
+                if dest.exists():
+                    backup = self.uploads_dir / f".previous-{uuid.uuid4().hex}-{name}"
+                    os.replace(dest, backup)
+                    backups[dest] = backup
+                os.replace(tmp, dest)
+                result.saved.append(dest)
+            if result.saved:
+                try:
+                    result.report = self.assistant.add(result.saved, progress=progress)
+                except RagError as e:
+                    result.report = IngestReport(items=[IngestItem(str(p), "failed", reason=str(e))
+                                                        for p in result.saved])
+            self._settle(result, backups)
+        return result
+
+    def _settle(self, result: UploadResult, backups: dict[Path, Path]) -> None:
+        """Keeps copies that were indexed; restores or drops the rest."""
+        status: dict[str, set[str]] = {}
+        for item in result.report.items:
+            status.setdefault(item.source.split("#", 1)[0].split(": ", 1)[0], set()).add(item.status)
+        for dest in result.saved:
+            got = status.get(str(dest), set())
+            indexed = bool(got & {"added", "updated"}) or got == {"skipped"} and self._indexed(dest)
+            backup = backups.get(dest)
+            if indexed:
+                if backup is not None:
+                    backup.unlink(missing_ok=True)
+            elif backup is not None:
+                os.replace(backup, dest)
+            else:
+                dest.unlink(missing_ok=True)
+
+    def _indexed(self, path: Path) -> bool:
+        return self.assistant.store.lookup_source(str(path)) is not None
