@@ -16,7 +16,9 @@ from pathlib import Path
 from .answer import Answerer, ExtractiveAnswerer
 from .embed import Embedder, make_embedder
 from .errors import ConfigError, InputError
+from .followup import Rewrite, check_history, rewrite
 from .indexer import Indexer, Progress
+from .llm import LlamaCppAnswerer, LLMSettings, resolve_model
 from .ingest import normalise_date
 from .models import Answer, ArticleInfo, IndexStats, IngestReport, Passage
 from .retrieve import RetrievalConfig, Retriever, analyse
@@ -55,7 +57,12 @@ class Assistant:
             default: the packaged all-MiniLM-L6-v2.
         seed: when the index does not exist yet, build it from this folder first
             (default: the project's ``seeds/``; ``False`` to start empty).
-        answerer: an ``Answerer``; default: extractive.
+        answerer: an ``Answerer``; default: the LLM answerer when a model is configured,
+            else extractive.
+        model: a GGUF file for LLM answers (default: ``$RAG_MODEL``; unset = extractive).
+            The file is checked here; llama.cpp loads it on the first question.
+        llm: context size, threads, answer length and temperature for ``model``
+            (an ``rag.llm.LLMSettings``).
         top_k: passages retrieved per question.
         quiet: do not print first-use messages to stderr.
     """
@@ -67,12 +74,20 @@ class Assistant:
         embedder: str | Embedder | None = None,
         seed: str | Path | bool | None = None,
         answerer: Answerer | None = None,
+        model: str | Path | None = None,
+        llm: LLMSettings | None = None,
         top_k: int = 5,
         retrieval: RetrievalConfig | None = None,
         quiet: bool = False,
     ) -> None:
         if top_k < 1:
             raise ConfigError(f"top_k must be at least 1, got {top_k}")
+        if answerer is not None and model is not None:
+            raise ConfigError("give either answerer or model, not both")
+        if answerer is None:
+            model_path = resolve_model(model)
+            if model_path is not None:
+                answerer = LlamaCppAnswerer(model_path, llm)
         self.index_dir = Path(index_dir).expanduser() if index_dir else default_index_dir()
         self.embedder = make_embedder(embedder)
         fresh = not (self.index_dir / DB_NAME).exists()
@@ -144,29 +159,70 @@ class Assistant:
         self._ensure_seeded()
         return analyse(question, since=since, until=until)
 
-    def ask(self, question: str, *, top_k: int | None = None, since: str | None = None,
-            until: str | None = None) -> Answer:
-        """Answers from the indexed articles, with numbered citations (or abstains)."""
+    def standalone(self, question: str, history: Iterable[tuple[str, object]] | None) -> Rewrite:
+        """The question as retrieval should see it: a follow-up such as "And Ancelotti's?" is
+        rewritten with the conversation (by the model when one is configured)."""
+        if not isinstance(question, str) or not question.strip():
+            raise InputError("the question is empty")
+        turns = check_history(history)
+        model_rewrite = getattr(self.answerer, "rewrite", None)
+        return rewrite(question, turns, model_rewrite if callable(model_rewrite) else None)
+
+    def _prepare(self, question: str, history, top_k: int | None, since: str | None, until: str | None):
         if top_k is not None and top_k < 1:
             raise ConfigError(f"top_k must be at least 1, got {top_k}")
         t0 = time.perf_counter()
-        query = self._query(question, since, until)
+        rw = self.standalone(question, history)
+        query = self._query(rw.standalone, since, until)
         passages = self.retriever.retrieve(query, top_k or self.top_k)
-        t1 = time.perf_counter()
-        answer = self.answerer.answer(query, passages)
+        return t0, rw, query, passages
+
+    @staticmethod
+    def _finish(answer: Answer, question: str, rw: Rewrite, t0: float, t1: float) -> Answer:
         t2 = time.perf_counter()
+        answer.question = question
+        answer.retrieval_query = rw.standalone
         answer.timings.retrieve_ms = (t1 - t0) * 1000
         answer.timings.answer_ms = (t2 - t1) * 1000
         answer.timings.total_ms = (t2 - t0) * 1000
+        if answer.timings.first_token_ms is not None:
+            answer.timings.first_token_ms += (t1 - t0) * 1000
         return answer
 
-    def ask_stream(self, question: str, **kwargs) -> Iterator[str | Answer]:
-        """Yields text pieces, then the final Answer (the extractive answerer yields it whole)."""
-        answer = self.ask(question, **kwargs)
-        yield answer.text
-        yield answer
+    def ask(self, question: str, *, history: Iterable[tuple[str, object]] | None = None,
+            top_k: int | None = None, since: str | None = None, until: str | None = None) -> Answer:
+        """Answers from the indexed articles, with numbered citations (or abstains).
+
+        ``history`` holds earlier (question, answer) turns, oldest first; answers may be text or
+        Answers. A follow-up is rewritten into a standalone question for retrieval, recorded in
+        ``Answer.retrieval_query``.
+        """
+        t0, rw, query, passages = self._prepare(question, history, top_k, since, until)
+        t1 = time.perf_counter()
+        return self._finish(self.answerer.answer(query, passages), question, rw, t0, t1)
+
+    def ask_stream(self, question: str, *, history: Iterable[tuple[str, object]] | None = None,
+                   top_k: int | None = None, since: str | None = None,
+                   until: str | None = None) -> Iterator[str | Answer]:
+        """Yields text pieces as they are generated, then the final Answer.
+
+        The pieces join to ``Answer.text``. The extractive answerer yields its text whole.
+        """
+        t0, rw, query, passages = self._prepare(question, history, top_k, since, until)
+        t1 = time.perf_counter()
+        stream = getattr(self.answerer, "stream", None)
+        if not callable(stream):
+            answer = self._finish(self.answerer.answer(query, passages), question, rw, t0, t1)
+            yield answer.text
+            yield answer
+            return
+        for item in stream(query, passages):
+            yield self._finish(item, question, rw, t0, t1) if isinstance(item, Answer) else item
 
     def close(self) -> None:
+        close = getattr(self.answerer, "close", None)
+        if callable(close):
+            close()
         self.store.close()
 
 

@@ -27,6 +27,31 @@ def _add_index_opts(p: argparse.ArgumentParser) -> None:
                    help="sentence-transformers model (default: the packaged all-MiniLM-L6-v2)")
 
 
+def add_llm_options(p: argparse.ArgumentParser) -> None:
+    """--model and the llama.cpp settings; shared by ``rag ask`` and ``rag chat``."""
+    g = p.add_argument_group("LLM answers (a local GGUF model through llama.cpp)")
+    g.add_argument("--model", metavar="GGUF",
+                   help="GGUF model file, or a file name from `rag model list` (default: $RAG_MODEL; "
+                        "unset = extractive answers)")
+    g.add_argument("--n-ctx", type=int, metavar="N", help="context window in tokens (default 4096)")
+    g.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: physical cores)")
+    g.add_argument("--max-tokens", type=int, metavar="N", help="longest answer in tokens (default 256)")
+    g.add_argument("--temperature", type=float, metavar="T", help="sampling temperature (default 0: reproducible)")
+
+
+def llm_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """``model=`` and ``llm=`` for ``Assistant`` from the options of ``add_llm_options``."""
+    from .errors import ConfigError
+    from .llm import LLMSettings
+
+    given = {k: v for k, v in (("n_ctx", args.n_ctx), ("n_threads", args.threads), ("max_tokens", args.max_tokens),
+                               ("temperature", args.temperature)) if v is not None}
+    if given and not (args.model or os.environ.get("RAG_MODEL")):
+        flag = "--" + next(iter(given)).replace("n_threads", "threads").replace("_", "-")
+        raise ConfigError(f"{flag} needs a model (--model GGUF or $RAG_MODEL)")
+    return {"model": args.model, "llm": LLMSettings(**given) if given else None}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="rag", description="Ask questions of your football news articles; answers cite their sources.")
     parser.add_argument("--version", action="version", version="football-rag 0.1.0")
@@ -41,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--until", metavar="YYYY-MM-DD", help="only articles dated on or before this day")
     ask.add_argument("--json", action="store_true", help="print the Answer as JSON")
     ask.add_argument("--verbose", "-v", action="store_true", help="also print retrieved passages and timings")
+    add_llm_options(ask)
+
 
     index = sub.add_parser("index", help="manage the articles in the index")
     isub = index.add_subparsers(dest="index_command", metavar="ACTION")
@@ -58,6 +85,17 @@ def build_parser() -> argparse.ArgumentParser:
     st = isub.add_parser("stats", help="index statistics")
     _add_index_opts(st)
     st.add_argument("--json", action="store_true")
+
+    model = sub.add_parser("model", help="download and list GGUF models for LLM answers")
+    msub = model.add_subparsers(dest="model_command", metavar="ACTION")
+    msub.required = True
+    pull = msub.add_parser("pull", help="download a GGUF file from the Hugging Face Hub (needs a network)")
+    pull.add_argument("repo", metavar="REPO", help="Hub repository, e.g. Qwen/Qwen2.5-1.5B-Instruct-GGUF")
+    pull.add_argument("file", metavar="FILE", help="GGUF file in it, e.g. qwen2.5-1.5b-instruct-q4_k_m.gguf")
+    pull.add_argument("--dir", metavar="DIR", help="model cache (default: $RAG_MODEL_DIR or ~/.cache/football-rag/models)")
+    pull.add_argument("--force", action="store_true", help="download again even if cached")
+    mlist = msub.add_parser("list", help="list cached GGUF models")
+    mlist.add_argument("--dir", metavar="DIR", help="model cache (default: $RAG_MODEL_DIR or ~/.cache/football-rag/models)")
 
     ev = sub.add_parser("eval", help="measure answer quality on a QA file (JSONL)")
     ev.add_argument("qa", metavar="QA.jsonl", help="questions with accepted answers and gold files")
@@ -87,10 +125,12 @@ def _display_source(source: str) -> str:
         return source
 
 
-def print_answer(answer, out=None, *, verbose: bool = False) -> None:
-    """The answer, then its numbered sources with title, date, file and quote."""
+def print_answer(answer, out=None, *, verbose: bool = False, text: bool = True) -> None:
+    """The answer (unless it was streamed already), then its numbered sources with title, date,
+    file and quote."""
     out = out or sys.stdout
-    print(answer.text, file=out)
+    if text:
+        print(answer.text, file=out)
     if answer.citations:
         print("\nSources:", file=out)
         for c in answer.citations:
@@ -109,16 +149,49 @@ def print_answer(answer, out=None, *, verbose: bool = False) -> None:
         t = answer.timings
         print(f"\nTimings: retrieve {t.retrieve_ms:.1f} ms, answer {t.answer_ms:.1f} ms, total {t.total_ms:.1f} ms",
               file=out)
+        if getattr(t, "first_token_ms", None) is not None:
+            gen_s = (t.total_ms - t.first_token_ms) / 1000
+            rate = f", {(t.generated_tokens - 1) / gen_s:.1f} tokens/s" if t.generated_tokens and t.generated_tokens > 1 and gen_s > 0 else ""
+            print(f"LLM: first token after {t.first_token_ms:.0f} ms, prompt {t.prompt_tokens} tokens, "
+                  f"answer {t.generated_tokens} tokens{rate}", file=out)
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    assistant = _assistant(args, top_k=args.top_k)
-    answer = assistant.ask(args.question, since=args.since, until=args.until)
-    if args.json:
-        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
-    else:
-        print_answer(answer, verbose=args.verbose)
+    assistant = _assistant(args, top_k=args.top_k, **llm_kwargs(args))
+    if args.json or assistant.answerer.mode != "llm":
+        answer = assistant.ask(args.question, since=args.since, until=args.until)
+        if args.json:
+            print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        else:
+            print_answer(answer, verbose=args.verbose)
+        return 0
+    answer = None
+    for item in assistant.ask_stream(args.question, since=args.since, until=args.until):
+        if isinstance(item, str):
+            sys.stdout.write(item)
+            sys.stdout.flush()
+        else:
+            answer = item
+    sys.stdout.write("\n")
+    print_answer(answer, verbose=args.verbose, text=False)
     return 0
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    from . import model_cache
+
+    if args.model_command == "pull":
+        m = model_cache.pull(args.repo, args.file, cache_dir=args.dir, force=args.force)
+        state = "downloaded" if m.downloaded else "already cached"
+        print(f"{state}: {m.path} ({m.size_bytes / 1e6:.0f} MB)\nuse it with: rag ask --model {m.path} \"QUESTION\"")
+        return 0
+    if args.model_command == "list":
+        rows = model_cache.list_cached(args.dir)
+        for m in rows:
+            print(f"{m.path}\t{m.size_bytes / 1e6:.0f} MB\t{m.repo}")
+        print(f"{len(rows)} models in {args.dir or model_cache.default_model_dir()}")
+        return 0
+    raise AssertionError(args.model_command)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -204,7 +277,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"ask": cmd_ask, "index": cmd_index, "eval": cmd_eval}
+COMMANDS = {"ask": cmd_ask, "index": cmd_index, "eval": cmd_eval, "model": cmd_model}
 
 
 def main(argv: list[str] | None = None) -> int:

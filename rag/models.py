@@ -83,7 +83,9 @@ class Timings:
     retrieve_ms: float = 0.0
     answer_ms: float = 0.0
     total_ms: float = 0.0
-    first_token_ms: float | None = None
+    first_token_ms: float | None = None  # question to first streamed answer text (LLM mode)
+    prompt_tokens: int | None = None  # LLM mode: tokens in the rendered prompt
+    generated_tokens: int | None = None  # LLM mode: tokens generated for the answer
 
 
 @dataclass
