@@ -192,6 +192,16 @@ def test_sources_html_for_an_abstention_and_a_removed_article():
     assert "expiring in June 2024.</mark>" in html
 
 
+def test_sources_html_shows_how_a_follow_up_was_searched():
+    a = _article()
+    ans = _answer(a, [_citation(a, QUOTE)], [], "June 2024 [1].")
+    ans.question, ans.retrieval_query = "And <his> contract?", "When does Alonso's <b>contract</b> expire?"
+    html = render.sources_html(ans, {"002": a}.__getitem__, turn=2)
+    assert "searched as <q>When does Alonso&#x27;s &lt;b&gt;contract&lt;/b&gt; expire?</q>" in html
+    ans.retrieval_query = ans.question
+    assert "searched as" not in render.sources_html(ans, {"002": a}.__getitem__, turn=2)
+
+
 def test_sources_panel_puts_the_newest_answer_first_and_folds_older_ones():
     assert "Sources appear here" in render.sources_panel([])
     html = render.sources_panel(["<section>one</section>", "<section>two</section>", "<section>three</section>"])

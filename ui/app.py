@@ -27,10 +27,8 @@ from rag.models import Answer  # noqa: E402
 
 from . import render  # noqa: E402
 from .backend import ChatBackend, Turn, human_size  # noqa: E402
+from .config import DEFAULT_HOST, DEFAULT_PORT, check_port, exposure_warning, parse_auth  # noqa: E402
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 7860
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 CHAT_CONCURRENCY = 4  # retrieval + extractive answers are quick; the LLM is serialised by a lock
 SEED_EXAMPLES = (
     "When does Alonso's contract expire?",
@@ -43,6 +41,7 @@ SOURCES_CSS = """
 .rag-sources { font-size: 0.92rem; line-height: 1.45; }
 .rag-sources.empty { color: var(--body-text-color-subdued); padding: 0.5rem; }
 .turn-q { font-weight: 600; margin: 0.2rem 0 0.6rem; }
+.turn-rq { color: var(--body-text-color-subdued); font-size: 0.82rem; margin: -0.4rem 0 0.6rem; }
 .src-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 0.6rem 0.75rem;
   margin-bottom: 0.6rem; background: var(--block-background-fill); scroll-margin: 1rem;
   transition: box-shadow 0.2s, border-color 0.2s; }
@@ -119,7 +118,7 @@ def _roots(backend: ChatBackend) -> tuple[Path, ...]:
 
 def _articles_table(backend: ChatBackend) -> tuple[list[list[Any]], Any]:
     rows = backend.articles()
-    table = [[a.title, a.date or "", a.chunks, render.display_source(a.source, _roots(backend)), a.id]
+    table = [[a.date or "", a.title, a.chunks, render.display_source(a.source, _roots(backend)), a.id]
              for a in rows]
     choices = [(f"{a.title[:80]} ({a.date or 'undated'}) [{a.id}]", a.id) for a in rows]
     return table, gr.update(choices=choices, value=None)
@@ -195,8 +194,9 @@ def build_app(assistant: Any, *, examples: tuple[str, ...] | list[str] = SEED_EX
                 add = gr.Button("Add to index", variant="primary", elem_id="add")
                 report = gr.HTML(elem_id="ingest-report", css_template=REPORT_CSS, js_on_load=None)
                 gr.Markdown("### Indexed articles")
-                table = gr.Dataframe(headers=["title", "date", "chunks", "source", "id"],
+                table = gr.Dataframe(headers=["date", "title", "chunks", "source", "id"],
                                      datatype=["str", "str", "number", "str", "str"],
+                                     column_widths=["8em", "46%", "5em", "24%", "14%"],
                                      interactive=False, wrap=True, elem_id="articles")
                 with gr.Row():
                     pick = gr.Dropdown(label="Article to remove", choices=[], scale=4, elem_id="remove-pick")
@@ -288,35 +288,19 @@ def build_app(assistant: Any, *, examples: tuple[str, ...] | list[str] = SEED_EX
     return demo
 
 
-def parse_auth(value: str | None) -> tuple[str, str] | None:
-    """``user:password`` -> (user, password); ConfigError naming the problem otherwise."""
-    if value is None:
-        return None
-    user, sep, password = value.partition(":")
-    if not sep or not user or not password:
-        raise ConfigError("--auth must be USER:PASSWORD with both parts non-empty")
-    return user, password
-
-
-def exposure_warning(host: str, auth: tuple[str, str] | None) -> str | None:
-    """The warning to print when the page is reachable beyond this machine without a login."""
-    if host in LOCAL_HOSTS or auth is not None:
-        return None
-    return (f"warning: serving on {host} without --auth: anyone who can reach this machine can "
-            "read the indexed articles and add or remove them (use --auth USER:PASSWORD)")
-
-
 def launch_kwargs() -> dict[str, Any]:
     """Page-level options every launch should use (CSS, no footer links off the machine)."""
-    return {"css": PAGE_CSS, "footer_links": [], "show_error": False}
+    # system fonts: nothing to fetch, and every weight renders (some bundled woff2 subsets do not)
+    theme = gr.themes.Default(font=("ui-sans-serif", "system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"),
+                              font_mono=("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"))
+    return {"css": PAGE_CSS, "theme": theme, "footer_links": [], "show_error": False}
 
 
 def serve(assistant: Any, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
           auth: str | tuple[str, str] | None = None, block: bool = True,
           quiet: bool = False) -> gr.Blocks:
     """Builds the page and serves it on host:port (blocking unless ``block=False``)."""
-    if not 0 < int(port) < 65536:
-        raise ConfigError(f"--port must be 1-65535, got {port}")
+    port = check_port(port)
     creds = parse_auth(auth) if isinstance(auth, str) or auth is None else auth
     warning = exposure_warning(host, creds)
     if warning:
@@ -324,7 +308,7 @@ def serve(assistant: Any, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
     assistant.articles()  # a fresh index is built from the seeds now, not on the first page load
     demo = build_app(assistant)
     try:
-        demo.launch(server_name=host, server_port=int(port), auth=creds, share=False,
+        demo.launch(server_name=host, server_port=port, auth=creds, share=False,
                     prevent_thread_lock=True, quiet=True, inbrowser=False,
                     max_file_size=demo.rag_backend.max_upload_bytes, **launch_kwargs())
     except OSError as e:

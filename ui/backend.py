@@ -26,7 +26,7 @@ from rag.models import Answer, ArticleInfo, IngestItem, IngestReport
 
 from .render import sanitize_filename
 
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # news articles are KBs; a bigger file is a mistake
+MAX_UPLOAD_BYTES = 10_000_000  # news articles are KBs; a bigger file is a mistake
 UPLOADS_DIRNAME = "uploads"
 MODES = ("extractive", "llm")
 

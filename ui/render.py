@@ -235,6 +235,9 @@ def sources_html(answer: Answer, lookup: ArticleLookup, turn: int,
     """The sources of one answer: cited cards, unsupported claims, uncited passages (collapsed)."""
     parts = [f'<section class="turn" id="turn-{turn}" data-turn="{turn}">'
              f'<div class="turn-q">Sources for <q>{esc(answer.question)}</q></div>']
+    rq = getattr(answer, "retrieval_query", None)
+    if rq and rq.strip() != answer.question.strip():
+        parts.append(f'<div class="turn-rq">searched as <q>{esc(rq)}</q> (the question with the conversation filled in)</div>')
     if answer.citations:
         for c in answer.citations:
             parts.append(source_card(c, _safe_lookup(lookup, c.article_id), turn, roots))
@@ -280,7 +283,7 @@ def ingest_report_html(report: IngestReport, rejected: list[tuple[str, str]] = (
     """A table of what happened to each uploaded file (rejections before indexing included)."""
     rows = [(name, "failed", "", reason) for name, reason in rejected]
     for it in report.items:
-        detail = f"{it.chunks} chunks" if it.status in ("added", "updated") else ""
+        detail = f"{it.chunks} chunk{'' if it.chunks == 1 else 's'}" if it.status in ("added", "updated") else ""
         rows.append((display_source(it.source, roots), it.status, it.article_id or "", it.reason or detail))
     counts = {s: sum(1 for r in rows if r[1] == s) for s in ("added", "updated", "skipped", "failed")}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items())
