@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 chat: setup
-	$(VENV)/bin/rag ask "When does Alonso's contract expire?"
+	$(VENV)/bin/rag chat
 
 test: test-unit test-integration
 

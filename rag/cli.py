@@ -68,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--verbose", "-v", action="store_true", help="also print retrieved passages and timings")
     add_llm_options(ask)
 
+    chat = sub.add_parser("chat", help="serve the chat page (Gradio) at http://127.0.0.1:7860")
+    _add_index_opts(chat)
+    chat.add_argument("--host", default="127.0.0.1", metavar="HOST",
+                      help="address to bind (default 127.0.0.1; 0.0.0.0 exposes it on the network)")
+    chat.add_argument("--port", type=int, default=7860, metavar="PORT", help="port (default 7860)")
+    chat.add_argument("--auth", metavar="USER:PASSWORD", help="require this login to use the page")
+    chat.add_argument("--top-k", type=int, default=5, metavar="N", help="default passages per answer (default 5)")
+    add_llm_options(chat)
 
     index = sub.add_parser("index", help="manage the articles in the index")
     isub = index.add_subparsers(dest="index_command", metavar="ACTION")
@@ -277,7 +285,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"ask": cmd_ask, "index": cmd_index, "eval": cmd_eval, "model": cmd_model}
+def cmd_chat(args: argparse.Namespace) -> int:
+    from ui.config import check_port, parse_auth
+
+    auth = parse_auth(args.auth)  # bad options fail before anything heavy loads
+    check_port(args.port)
+    from ui.app import serve
+
+    assistant = _assistant(args, top_k=args.top_k, **llm_kwargs(args))
+    serve(assistant, host=args.host, port=args.port, auth=auth)
+    return 0
+
+
+COMMANDS = {"ask": cmd_ask, "index": cmd_index, "eval": cmd_eval, "model": cmd_model, "chat": cmd_chat}
 
 
 def main(argv: list[str] | None = None) -> int:
