@@ -162,7 +162,7 @@ def test_follow_up_uses_the_conversation_and_article_html_stays_text(visit, tmp_
     assert len(bot_messages(page)) == 3
 
 
-def test_a_second_visitor_has_a_conversation_of_their_own(browser, chat_server, visit, tmp_path):
+def test_a_second_visitor_clicks_an_example_in_a_conversation_of_their_own(browser, chat_server, visit, tmp_path):
     page, _ = visit
     url, _ = chat_server
     other = browser.new_context(viewport={"width": 1200, "height": 900})
@@ -172,7 +172,8 @@ def test_a_second_visitor_has_a_conversation_of_their_own(browser, chat_server, 
         p2.goto(url)
         p2.locator("#question textarea").wait_for()
         assert bot_messages(p2) == []
-        ask(p2, "Who is the caretaker manager of Brazil?", turn=1)
+        p2.locator("#examples").get_by_role("button", name="Who is the caretaker manager of Brazil?").click()
+        p2.locator("#sources #turn-1").wait_for()
         p2.screenshot(path=tmp_path / "6-second-visitor.png")
         assert "Diniz" in bot_messages(p2)[-1] and len(bot_messages(p2)) == 1
     finally:

@@ -230,6 +230,10 @@ def build_app(assistant: Any, *, examples: tuple[str, ...] | list[str] = SEED_EX
                 chat[-1] = {"role": "assistant", "content": f"**Error:** {render.md_text(str(e))}"}
                 yield "", chat, chat, history, shown, gr.update()
                 return
+            except Exception:  # a bug: say so in the chat, and let Gradio log the traceback
+                chat[-1] = {"role": "assistant", "content": "**Error:** something went wrong (see the server log)."}
+                yield "", chat, chat, history, shown, gr.update()
+                raise
             if final is None:  # a stream that ended without its Answer: keep what was said
                 final_text = streamed
                 html = None
