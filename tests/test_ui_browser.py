@@ -181,6 +181,17 @@ def test_a_second_visitor_clicks_an_example_in_a_conversation_of_their_own(brows
     assert len(bot_messages(page)) == 3 and "Diniz" not in " ".join(bot_messages(page))
 
 
+def test_clearing_the_chat_starts_a_new_conversation(visit, tmp_path):
+    page, _ = visit
+    page.locator('#chat button[aria-label="Clear"]').click()
+    page.locator("#sources .rag-sources.empty").wait_for()
+    assert bot_messages(page) == []
+    ask(page, "When does his contract expire?", turn=1)  # turns count from 1 again
+    page.screenshot(path=tmp_path / "7-new-conversation.png")
+    assert page.locator("#turn-1 .turn-rq").count() == 0  # no history: searched as asked
+    assert len(bot_messages(page)) == 1
+
+
 def test_remove_the_uploaded_article(visit, chat_server, tmp_path):
     page, _ = visit
     _, backend = chat_server
@@ -189,7 +200,7 @@ def test_remove_the_uploaded_article(visit, chat_server, tmp_path):
     page.get_by_role("option", name="Harbour Athletic sign striker").click()
     page.locator("#remove").click()
     page.locator("#remove-status").get_by_text("Removed").wait_for()
-    page.screenshot(path=tmp_path / "7-removed.png")
+    page.screenshot(path=tmp_path / "8-removed.png")
     assert page.locator("#articles").get_by_text("Harbour Athletic sign striker").count() == 0
     assert not (backend.uploads_dir / "harbour-athletic.txt").exists()
     assert len(backend.articles()) == 2
@@ -207,7 +218,7 @@ def test_settings_show_what_answers_and_check_the_date_range(visit, tmp_path):
     page.locator("#question textarea").fill("When does Alonso's contract expire?")
     page.locator("#ask").click()
     page.locator('#chat [data-testid="bot"]').last.get_by_text("is not a date").wait_for()
-    page.screenshot(path=tmp_path / "8-settings.png")
+    page.screenshot(path=tmp_path / "9-settings.png")
     assert "since: 'soon' is not a date" in bot_messages(page)[-1]
     page.locator("#since textarea, #since input").first.fill("")
 
