@@ -11,10 +11,15 @@ llama_cpp is imported only when the model is first used: constructing the answer
 file (it must exist and start with the GGUF magic bytes) but loads nothing, so the CLI and the UI
 start fast and a bad path fails before any retrieval work. One Llama object serves one
 generation at a time (a lock), because llama.cpp contexts are not thread-safe.
+
+On CPUs that report AMX, llama.cpp's repacked weight layouts ("extra buffer types") are turned
+off by default: with llama-cpp-python 0.3 on such a (virtualised) CPU every quantised model
+crashed the process in its first decode, while the plain CPU kernels answer correctly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -67,6 +72,46 @@ def physical_cores() -> int:
     return max(1, min(available, len(cores) or available))
 
 
+def cpu_has_amx() -> bool:
+    """Whether the CPU reports Intel AMX tiles (see the module docstring)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return "amx_tile" in line.split()
+    except OSError:
+        pass
+    return False
+
+
+_PARAMS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _model_params(use_extra_bufts: bool) -> Iterator[None]:
+    """llama-cpp-python has no option for llama.cpp's ``use_extra_bufts``; while a Llama is
+    constructed, hand it default model parameters with the flag set."""
+    import llama_cpp.llama as llama_module
+
+    low = llama_module.llama_cpp
+    original = low.llama_model_default_params
+    if use_extra_bufts or not hasattr(original(), "use_extra_bufts"):
+        yield
+        return
+
+    def params():  # type: ignore[no-untyped-def]
+        p = original()
+        p.use_extra_bufts = False
+        return p
+
+    with _PARAMS_LOCK:
+        low.llama_model_default_params = params
+        try:
+            yield
+        finally:
+            low.llama_model_default_params = original
+
+
 @dataclass(frozen=True)
 class LLMSettings:
     """How the model runs. Defaults suit a 2-4 core laptop and reproducible answers.
@@ -78,6 +123,8 @@ class LLMSettings:
         temperature: 0 = greedy decoding, the same answer every time.
         seed: Sampling seed, used when temperature > 0.
         n_batch: Prompt tokens evaluated per batch.
+        repack: llama.cpp's repacked CPU weight layouts (AMX, AVX repack); None = on, except
+            on CPUs that report AMX (see the module docstring).
     """
 
     n_ctx: int = 4096
@@ -86,6 +133,7 @@ class LLMSettings:
     temperature: float = 0.0
     seed: int = 0
     n_batch: int = 512
+    repack: bool | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -105,6 +153,10 @@ class LLMSettings:
     @property
     def threads(self) -> int:
         return self.n_threads or physical_cores()
+
+    @property
+    def use_repack(self) -> bool:
+        return self.repack if self.repack is not None else not cpu_has_amx()
 
 
 def check_gguf(path: str | Path) -> Path:
@@ -183,10 +235,11 @@ class LlamaCppAnswerer:
         s = self.settings
         threads = s.threads
         try:
-            llm = llama_cpp.Llama(
-                model_path=str(self.path), n_ctx=s.n_ctx, n_batch=min(s.n_batch, s.n_ctx),
-                n_threads=threads, n_threads_batch=threads, seed=s.seed, verbose=False,
-            )
+            with _model_params(use_extra_bufts=s.use_repack):
+                llm = llama_cpp.Llama(
+                    model_path=str(self.path), n_ctx=s.n_ctx, n_batch=min(s.n_batch, s.n_ctx),
+                    n_threads=threads, n_threads_batch=threads, seed=s.seed, verbose=False,
+                )
         except (ValueError, RuntimeError, OSError) as e:
             raise ModelError(f"llama.cpp could not load the model {self.path}: {e}") from None
         template = llm.metadata.get("tokenizer.chat_template") or FALLBACK_CHAT_TEMPLATE

@@ -8,6 +8,7 @@ the random-weights model produces arbitrary text that still must obey the gramma
 
 from __future__ import annotations
 
+import ctypes
 import re
 import shutil
 import sys
@@ -48,6 +49,12 @@ def models(tmp_path_factory) -> dict[str, Path]:
         out[name] = build_tiny_gguf(d / f"{name}.gguf", **({"script": script} if script else {}))
     out["random"] = build_tiny_gguf(d / "random.gguf", random_weights=True, seed=0)
     out["small"] = build_tiny_gguf(d / "small.gguf", context_length=1024)
+    out["q4"] = d / "q4_k_m.gguf"
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M
+    params.nthread = 1
+    rc = llama_cpp.llama_model_quantize(str(out["default"]).encode(), str(out["q4"]).encode(), ctypes.byref(params))
+    assert rc == 0
     return out
 
 
@@ -105,6 +112,20 @@ def test_loads_lazily_and_renders_the_gguf_chat_template(models) -> None:
         assert a.count(messages) == len(tokens)
     finally:
         a.close()
+
+
+def test_quantised_model_answers(models) -> None:
+    """A Q4_K_M model, as users run them. On CPUs reporting AMX, llama.cpp's repacked AMX layout
+    crashed quantised models; the default settings avoid it there (and keep it elsewhere)."""
+    a = make(models["q4"])
+    try:
+        assert a.answer(analyse(Q), passages(3)).text == "June 2024 [1]."
+    finally:
+        a.close()
+    import llama_cpp.llama as llama_module
+
+    assert llama_module.llama_cpp.llama_model_default_params is llama_cpp.llama_cpp.llama_model_default_params
+    assert llama_module.llama_cpp.llama_model_default_params().use_extra_bufts  # nothing leaked
 
 
 def test_context_is_capped_at_the_training_context(models) -> None:

@@ -37,6 +37,15 @@ def test_default_settings_suit_a_laptop() -> None:
     assert LLMSettings(n_threads=3).threads == 3
 
 
+def test_repack_is_off_by_default_only_on_amx_cpus(monkeypatch) -> None:
+    monkeypatch.setattr("rag.llm.cpu_has_amx", lambda: True)
+    assert LLMSettings().use_repack is False
+    assert LLMSettings(repack=True).use_repack is True
+    monkeypatch.setattr("rag.llm.cpu_has_amx", lambda: False)
+    assert LLMSettings().use_repack is True
+    assert LLMSettings(repack=False).use_repack is False
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"n_ctx": 16}, "n_ctx must be"),
     ({"n_threads": 0}, "n_threads must be"),
