@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 PYTEST  := $(PY) -m pytest
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup chat test test-unit test-integration bench eval clean-index
+.PHONY: setup chat test test-unit test-integration bench eval clean-index tiny-model
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -29,6 +29,11 @@ test-unit: setup
 
 test-integration: setup
 	$(PYTEST) -m integration
+
+# A tiny deterministic GGUF model (under 1 MB, git-ignored) to try LLM answers without a download:
+#   make tiny-model && .venv/bin/rag ask --model tiny.gguf "When does Alonso's contract expire?"
+tiny-model: setup
+	$(PY) -m tests.tiny_gguf $(or $(OUT),tiny.gguf)
 
 clean-index:
 	rm -f index/rag.sqlite3* index/faiss-*
