@@ -10,7 +10,8 @@ source (rag/grounding.py). The same model, when configured, rewrites follow-up q
 llama_cpp is imported only when the model is first used: constructing the answerer checks the
 file (it must exist and start with the GGUF magic bytes) but loads nothing, so the CLI and the UI
 start fast and a bad path fails before any retrieval work. One Llama object serves one
-generation at a time (a lock), because llama.cpp contexts are not thread-safe.
+generation at a time (a lock), because llama.cpp contexts are not thread-safe; a streamed answer
+is generated on a thread of its own, so the caller's generator holds no lock between pieces.
 
 On CPUs that report AMX, llama.cpp's repacked weight layouts ("extra buffer types") are turned
 off by default: with llama-cpp-python 0.3 on such a (virtualised) CPU every quantised model
@@ -21,9 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -307,8 +309,9 @@ class LlamaCppAnswerer:
 
     # ------------------------------------------------------------------ answering
 
-    def stream(self, query: Query, passages: list[Passage]) -> Iterator[str | Answer]:
-        """Yields the answer text in pieces as it is generated, then the complete Answer.
+    def _run(self, query: Query, passages: list[Passage], emit: Callable[[str], None],
+             cancelled: threading.Event | None = None) -> Answer:
+        """One generation under the model lock: ``emit`` gets each text piece; the Answer is returned.
 
         The pieces join to ``Answer.text`` exactly (leading and trailing whitespace dropped).
         """
@@ -316,11 +319,10 @@ class LlamaCppAnswerer:
         with self._lock:
             prompt = self.prepare(query, passages)
             if not prompt.sources:
-                yield ABSTAIN_SENTENCE
-                yield Answer(question=query.text, text=ABSTAIN_SENTENCE, citations=[], passages=passages,
-                             abstained=True, mode=self.mode,
-                             timings=Timings(answer_ms=(time.perf_counter() - t0) * 1000))
-                return
+                emit(ABSTAIN_SENTENCE)
+                return Answer(question=query.text, text=ABSTAIN_SENTENCE, citations=[], passages=passages,
+                              abstained=True, mode=self.mode,
+                              timings=Timings(answer_ms=(time.perf_counter() - t0) * 1000))
             tokens, stop = self.render(prompt.messages)
             grammar = self.grammar(citation_grammar(prompt.k, self.shape))
             pieces: list[str] = []
@@ -328,6 +330,8 @@ class LlamaCppAnswerer:
             first_ms: float | None = None
             n_generated = 0
             for text, _reason in self._generate(tokens, grammar, stop, self.settings.max_tokens):
+                if cancelled is not None and cancelled.is_set():
+                    break
                 if not text:
                     continue
                 n_generated += 1
@@ -341,25 +345,50 @@ class LlamaCppAnswerer:
                     first_ms = (time.perf_counter() - t0) * 1000
                 pieces.append(pending + body)
                 pending = text[len(body):]
-                yield pieces[-1]
-            text = "".join(pieces)
+                emit(pieces[-1])
+        text = "".join(pieces)
         g = ground(text, prompt.sources, query.text)
-        total_ms = (time.perf_counter() - t0) * 1000
-        yield Answer(
+        return Answer(
             question=query.text, text=text, citations=g.citations, passages=passages,
             abstained=g.abstained, mode=self.mode, unsupported=g.unsupported,
-            timings=Timings(answer_ms=total_ms, first_token_ms=first_ms, prompt_tokens=len(tokens),
-                            generated_tokens=n_generated),
+            timings=Timings(answer_ms=(time.perf_counter() - t0) * 1000, first_token_ms=first_ms,
+                            prompt_tokens=len(tokens), generated_tokens=n_generated),
         )
 
+    def stream(self, query: Query, passages: list[Passage]) -> Iterator[str | Answer]:
+        """Yields the answer text in pieces as it is generated, then the complete Answer.
+
+        Generation runs on a thread of its own that holds the model lock, so this generator holds
+        no lock between items: any thread may advance it, and closing it early stops the
+        generation at the next token.
+        """
+        items: queue.Queue[tuple[str, Any]] = queue.Queue()
+        cancelled = threading.Event()
+
+        def produce() -> None:
+            try:
+                items.put(("answer", self._run(query, passages, lambda p: items.put(("piece", p)), cancelled)))
+            except BaseException as e:  # handed to the consumer, which re-raises it
+                items.put(("error", e))
+
+        worker = threading.Thread(target=produce, name="llm-generate", daemon=True)
+        worker.start()
+        try:
+            while True:
+                kind, value = items.get()
+                if kind == "piece":
+                    yield value
+                elif kind == "error":
+                    raise value
+                else:
+                    yield value
+                    return
+        finally:
+            cancelled.set()
+
     def answer(self, query: Query, passages: list[Passage]) -> Answer:
-        """The complete Answer (the stream, consumed)."""
-        final: Answer | None = None
-        for item in self.stream(query, passages):
-            if isinstance(item, Answer):
-                final = item
-        assert final is not None
-        return final
+        """The complete Answer, without streaming."""
+        return self._run(query, passages, lambda piece: None)
 
     def rewrite(self, question: str, history: Sequence[tuple[str, str]], *, max_tokens: int = 64) -> str | None:
         """The model's standalone version of a follow-up question (one line), or None."""

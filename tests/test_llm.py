@@ -12,6 +12,7 @@ import ctypes
 import re
 import shutil
 import sys
+import threading
 from pathlib import Path
 
 import llama_cpp  # a hard dependency: these tests must run, not skip
@@ -159,6 +160,24 @@ def test_stream_pieces_join_to_the_answer_and_stop_at_eos(tiny) -> None:
     t = final.timings
     assert t.generated_tokens == 6 < ONE_THREAD.max_tokens  # stopped at <|im_end|>, not at the limit
     assert t.prompt_tokens > 0 and t.first_token_ms is not None and t.first_token_ms <= t.answer_ms
+
+
+def test_stream_can_be_advanced_from_any_thread_and_closed_early(tiny) -> None:
+    """No lock is held between items (web servers advance generators from any worker thread), and
+    a stream closed after its first piece leaves the model free for the next question."""
+    stream = tiny.stream(analyse(Q), passages(3))
+    got: list[object] = []
+    for _ in range(3):
+        t = threading.Thread(target=lambda: got.append(next(stream)))
+        t.start()
+        t.join()
+    assert got == ["June", " 2024", " ["]
+    stream.close()
+    done: list[Answer] = []
+    t = threading.Thread(target=lambda: done.append(tiny.answer(analyse(Q), passages(3))), daemon=True)
+    t.start()
+    t.join(timeout=120)  # a deadlock guard, not a speed check
+    assert done and done[0].text == "June 2024 [1]."
 
 
 def test_without_the_grammar_the_model_cites_a_missing_source(tiny) -> None:
@@ -318,6 +337,8 @@ def test_broken_gguf_is_a_model_error_naming_the_path(tmp_path) -> None:
     a = LlamaCppAnswerer(p, ONE_THREAD)  # the magic is right: construction succeeds
     with pytest.raises(ModelError, match=f"could not load the model {p}"):
         a.answer(analyse(Q), passages(1))
+    with pytest.raises(ModelError, match=f"could not load the model {p}"):
+        list(a.stream(analyse(Q), passages(1)))  # raised in the generating thread, re-raised here
 
 
 def test_truncated_real_model_is_a_model_error(models, tmp_path) -> None:
