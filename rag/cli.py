@@ -98,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     msub = model.add_subparsers(dest="model_command", metavar="ACTION")
     msub.required = True
     pull = msub.add_parser("pull", help="download a GGUF file from the Hugging Face Hub (needs a network)")
-    pull.add_argument("repo", metavar="REPO", help="Hub repository, e.g. Qwen/Qwen2.5-1.5B-Instruct-GGUF")
-    pull.add_argument("file", metavar="FILE", help="GGUF file in it, e.g. qwen2.5-1.5b-instruct-q4_k_m.gguf")
+    pull.add_argument("repo", metavar="REPO", help="Hub repository, e.g. bartowski/Qwen2.5-1.5B-Instruct-GGUF")
+    pull.add_argument("file", metavar="FILE", help="GGUF file in it, e.g. Qwen2.5-1.5B-Instruct-Q4_K_M.gguf")
     pull.add_argument("--dir", metavar="DIR", help="model cache (default: $RAG_MODEL_DIR or ~/.cache/football-rag/models)")
     pull.add_argument("--force", action="store_true", help="download again even if cached")
     mlist = msub.add_parser("list", help="list cached GGUF models")
