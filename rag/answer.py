@@ -1,11 +1,21 @@
 """The extractive answerer: cited answers in milliseconds, with no language model.
 
-It scores every sentence of the retrieved passages by how much of the question it covers
-(names and numbers weigh most), with the surrounding sentences as context so that "He" can stand
-for the player the paragraph is about, and by whether it holds the kind of thing asked for
-(a date for "when", a number for "how many", a name for "who"). It leads with that short span,
-quotes the sentence, and abstains when coverage is too low: a wrong answer with a citation is
-worse than an honest "the articles don't say".
+It reads the question for what kind of thing is wanted (a date, a fee, an age, a person, a club,
+a ground...) and which words must be matched, then scores every sentence of the retrieved
+passages on its own: how much of the question it covers (names and numbers weigh most; a
+club's nickname counts as the club, a synonym as the word; names may come from the previous
+sentences or the headline, so "He" can stand for the player the paragraph is about), and
+whether it holds a span of the wanted type that is not itself in the question. It leads with
+that short span, quotes the sentence, and abstains when the evidence is weak: a wrong answer
+with a citation is worse than an honest "the articles don't say".
+
+Questions that hinge on a description ("the striker who scored his first goal at Charlton")
+are answered in two hops: the sentence that best matches the description names someone the
+question does not (a bridge), and sentences about that bridge are then scored as if they had
+matched the description. Both sentences are cited.
+
+Football vocabulary (which nouns name a person or a side, grounds, countries, synonyms) lives in
+``rag/data/football.json``; club names and nicknames in ``rag/data/aliases.json``.
 """
 
 from __future__ import annotations
@@ -18,8 +28,9 @@ from typing import Protocol
 from .chunk import Sentence, split_sentences
 from .citations import make_citation
 from .models import Answer, Article, Citation, Passage, Query, Timings
-from .retrieve import alias_table
-from .text import STOPWORDS, stem, tokens
+from .retrieve import alias_links
+from .text import IRREGULAR_PAST, STOPWORDS, name_phrases, stem, tokens
+from .vocab import Vocabulary, entity_kind, vocabulary
 
 ABSTAIN_TEXT = "The indexed articles don't say {what}."
 
@@ -32,55 +43,281 @@ class Answerer(Protocol):
     def answer(self, query: Query, passages: list[Passage]) -> Answer: ...
 
 
+# ---------------------------------------------------------------- patterns
+
 _MONTH = r"(?:January|February|March|April|May|June|July|August|September|October|November|December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)"
 _WEEKDAY = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
 _NUMWORD = r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|million|half|dozen)"
 _ORDINAL = r"(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|bottom|top|\d+(?:st|nd|rd|th))"
+_MONEY = r"(?:[£€$]\s?\d[\d,.]*\s?(?:m|bn|k|million|billion)?\b|\b\d[\d,.]*\s?(?:m|bn|million|billion)?\s?(?:euros?|dollars?|pounds?)\b)"
 
-# (pattern, specificity) per answer type; the most specific match near the question's words wins.
+# (pattern, specificity) per wanted type; the most specific match near the question's words wins.
 _SPANS: dict[str, list[tuple[str, float]]] = {
-    "when": [
+    "date": [
         (r"\b\d{4}-\d{2}-\d{2}\b", 5),
         (rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH}\.?,?\s+\d{{4}}\b", 5),
         (rf"\b{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}\b", 5),
-        (rf"\b{_MONTH}\s+(?:of\s+)?(?:19|20)\d{{2}}\b", 4),
-        (rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH}\b", 3.5),
-        (rf"\b{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?\b", 3.5),
+        (rf"\b{_MONTH}\s+(?:of\s+)?(?:19|20)\d{{2}}\b", 4.5),
+        (rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH}\b", 4),
+        (rf"\b{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?\b", 4),
         (r"\b(?:19|20)\d{2}(?:[-/]\d{2,4})?\b", 3),
         (rf"\b{_MONTH}\b(?:\s+last\s+year|\s+next\s+year)?", 2.5),
-        (rf"\b(?:on|last|next|this)\s+{_WEEKDAY}\b|\b{_WEEKDAY}\b", 2),
-        (r"\b(?:last|next|this)\s+(?:year|season|summer|month|week|weekend|January|winter)\b", 1.5),
-        (r"\b(?:in|after|before)\s+the\s+\d+(?:st|nd|rd|th)\s+minute\b|\b\d+\s+minutes\b", 1.5),
+        (rf"\b(?:on|last|next|this)\s+{_WEEKDAY}\b|\b{_WEEKDAY}\b", 1.5),
+        (r"\b(?:last|next|this)\s+(?:year|season|summer|month|week|weekend|winter)\b", 1.0),
     ],
-    "how_many": [
-        (r"[£€$]\s?\d[\d,.]*\s?(?:m|bn|k|million|billion)?\b", 5),
-        (r"\b\d[\d,.]*\s?(?:m|bn|million|billion|%|per cent|percent)\b", 4.5),
-        (r"\b\d+(?:-year-old|\s+years?\s+old)\b|\baged\s+\d+\b", 4.5),
-        (r"\b\d[\d,]*(?:\.\d+)?\b", 3),
+    "money": [
+        (_MONEY, 5),
+        (r"\b\d[\d,.]*\s?(?:m|bn|million|billion)\b", 4),
+    ],
+    "number": [
+        (r"\b\d[\d,.]*\s?(?:%|per cent|percent)", 4.5),
+        (_MONEY, 4),
+        (r"(?<![\d-])\b\d[\d,]*(?:\.\d+)?\b(?!-\d)", 3),
         (rf"\b{_NUMWORD}(?:[- ]{_NUMWORD})*\b", 2),
     ],
+    "age": [
+        (r"\b\d+(?:-year-old|\s+years?\s+old)\b|\baged\s+\d+\b", 5),
+        (r"(?<=, )\d{2}(?=,)", 3),
+    ],
+    "duration": [
+        (rf"\b(?:\d+|{_NUMWORD}|a|an)[- ](?:years?|months?|weeks?|days?|games?|matches?|minutes?|seasons?)(?:[- ](?:long|old))?\b", 5),
+        (rf"\buntil\s+(?:the\s+end\s+of\s+)?(?:{_MONTH}\s+)?(?:19|20)\d\d\b", 3),
+    ],
     "score": [(r"\b\d{1,2}\s?-\s?\d{1,2}\b(?!-)", 5)],
-    "where": [(rf"\b{_ORDINAL}(?:-placed| place| position| in the table)?\b", 3)],
+    "position": [(rf"\b{_ORDINAL}(?:-placed| place| position| in the table| spot)?\b", 4)],
 }
 _NAME = re.compile(
-    r"\b(?:[A-Z][\w'’.-]*[a-z][\w'’.-]*|[A-Z]{2,})(?:\s+(?:(?:de|da|del|der|van|von|di|dos|la|le)\s+)?(?:[A-Z][\w'’.-]*|[A-Z]{2,}))*"
+    r"\b(?:[A-Z][\w'’.-]*[a-z][\w'’.-]*|[A-Z]{2,}|[A-Z](?=\s[A-Z][a-z]))"
+    r"(?:\s+(?:(?:de|da|del|der|van|von|di|dos|la|le|of)\s+)?(?:[A-Z][\w'’.-]*|[A-Z]{2,}))*"
 )
-_NOT_NAMES = set(
+_NOT_NAMES = frozenset(
     """The A An He She They It His Her Their Its This That These Those However But And Or If When
     While After Before Since Although Though Also Meanwhile Yet So Then There Here We I You Our
     My Your In On At For From With By Of To As Now Still Even Last Next Both Neither Either Not
     I’ll I'll I’m I'm It’s It's That’s That's Asked Speaking Despite Following Under Without
     No Yes Alongside According Hence Monday Tuesday Wednesday Thursday Friday Saturday Sunday
     January February March April May June July August September October November December
-    Mr Mrs Ms Sir Dr Boss Coach Manager Striker Midfielder Defender Goalkeeper Captain""".split()
+    Mr Mrs Ms Sir Dr Boss Coach Manager Striker Midfielder Defender Goalkeeper Captain Former
+    Ex Referee Chairman Subs Booked Goals Att Ref Who What Where Which Why How Just Only Every
+    Some Many Most All One Two Three Four Five Six Seven Eight Nine Ten Teenager Veteran""".split()
 )
-_DEMONYM = re.compile(r"^(?:[A-Z][a-z]+(?:ish|ian|ese|can|ch|ic|an)|South|North|East|West|Central|European|Premier|World)$")
-_COMPETITION = re.compile(r"\b(League|Liga|Cup|Copa|Trophy|Championship|Bundesliga|Serie|Ligue|Premiership|Shield|Final|Olympics|Games)\b")
-_SPECULATIVE = re.compile(r"\b(favou?rite to|could|would|might|may|linked|reportedly|rumou?rs?|eyeing|potential|expected to|set to|poised|tipped|considered)\b", re.I)
-_CLUB_Q = re.compile(r"\b(club|team|side|opponents?|rivals?)\b", re.I)
-_CLUB_WORD = re.compile(r"\b(FC|AFC|United|City|Town|Rovers|Athletic|Albion|Wanderers|County|Villa|Hotspur|Rangers|Celtic|Real|Sporting|Inter|Juventus|Dynamo|Borussia|Olympique|Bayern|Ajax|PSV|Benfica|Porto)\b")
+_SPECULATIVE = re.compile(r"\b(?:favou?rite to|could|would|might|may|linked|reportedly|rumou?rs?|eyeing|potential|expected to|set to|poised|tipped|considered)\b|^\W*If\b")
+_FUTURE = re.compile(r"\b(?:will|shall|going to)\b")
 _PAST_Q = re.compile(r"\b(did|was|were|had)\b", re.I)
-_PRONOUN_START = re.compile(r"^\s*[\"“]?(?:He|She|They|It|His|Her|Their|The (?:\d+-year-old|[a-z]+ (?:coach|manager|striker|midfielder|player|tactician|boss|club|side)))\b")
+_PRONOUN_START = re.compile(r"^\s*[\"“]?\s*(?:He|She|They|It|His|Her|Their|The (?:\d+-year-old|[a-z]+(?:-[a-z]+)? (?:coach|manager|striker|midfielder|defender|winger|player|tactician|boss|club|side|keeper|goalkeeper|forward|international)|[a-z]+))\b")
+_FOCUS = re.compile(r"\bhow (?:many|much)\s+([a-z]+)|\bwhat (?:fee|number|percentage)\b")
+_MONEY_Q = re.compile(r"\bhow much\b.*\b(pay|paid|cost|fee|worth|sum|price|spend|spent|sell|sold|buy|bought|bid|offer|owe|owed|fine|fined|earn|wage|salary|compensation|get|receive|raise)|\bwhat (?:fee|price)\b|\bhow much (?:money|cash)\b|\bhow much was\b.*\bfined\b")
+_AGE_Q = re.compile(r"\bhow old\b|\bwhat age\b|\bat what age\b|\bage of\b|\baged\b")
+_DURATION_Q = re.compile(r"\bhow long\b|\bfor how (?:many|long)\b.*\b(?:years?|months?|weeks?|days?)\b")
+_POSITION_Q = re.compile(r"\b(finish|finished|place|placed|position|sit|sitting|table|rank|ranked|standing|lie|lying)\b")
+_SIDE_VERB = re.compile(r"\bwhom? (?:did|do|does|will|would|could|had|have|has|are|were|is|was)\b.*\b(beat|play|face|meet|draw|host|knock|thrash|defeat|lose to|lost to|sign from)\b")
+
+def _demonym(word: str) -> bool:
+    """"Dutch", "Swede", "Brazilians": nationality words are modifiers, not names."""
+    dem = vocabulary().demonyms
+    w = word.rstrip("'’s") if word.endswith(("'s", "’s")) else word
+    return w in dem or (w.endswith("s") and w[:-1] in dem)
+
+
+_TYPED = ("date", "money", "number", "age", "duration", "score", "position", "quote")
+_NAMED = ("person", "club", "country", "place", "competition", "org", "name")
+
+
+# ---------------------------------------------------------------- question frame
+
+
+@dataclass(frozen=True)
+class _Term:
+    """A question word: the stems that match it and its weight."""
+
+    text: str
+    stems: frozenset[str]
+    syn: frozenset[str]
+    weight: float
+    name: bool
+
+
+@dataclass(frozen=True)
+class Frame:
+    """What the question asks for and what a supporting sentence must contain."""
+
+    want: str
+    terms: tuple[_Term, ...]
+    links: tuple[tuple[frozenset[str], tuple[frozenset[str], ...]], ...]  # (said stems, other names' stems)
+    own_names: frozenset[str]  # lower-case strings a span must not repeat (question names + aliases)
+    focus: str | None
+    head: str | None
+    verb: frozenset[str] = frozenset()  # stems of the question's main verb and its synonyms
+    verb_side: str | None = None  # where the answer sits: "after" the verb ("did X replace *Y*") or "before"
+    focus_stems: frozenset[str] = frozenset()  # the focus word, its synonyms (and forms of the head noun)
+    roles: frozenset[str] = frozenset()  # stems of person nouns in the question other than the head
+
+    @property
+    def total(self) -> float:
+        return sum(t.weight for t in self.terms)
+
+
+def _stems_of(text: str) -> set[str]:
+    out = set()
+    for t in tokens(text):
+        out.add(stem(t))
+        if "-" in t:
+            parts = [p for p in t.split("-") if p]
+            out.update(stem(p) for p in parts)
+            out.add(stem("".join(parts)))
+    return out
+
+
+def _head_noun(raw: str, voc: Vocabulary) -> tuple[str | None, str | None]:
+    """The noun the question asks about and the type it names.
+
+    "Which Blackburn *midfielder*'s challenge broke...", "Which Premier League *rule* would...",
+    "Who was the Livingston *manager*...": the last word of the phrase after the question word,
+    or the possessor when there is one.
+    """
+    m = re.search(r"\b(?:which|what|whose)\s+(.*)$|^\s*who\s+(?:is|was|were|are)\s+(?:the\s+)?(.*)$", raw, re.I)
+    if not m:
+        return None, None
+    rest = m.group(1) if m.group(1) is not None else m.group(2)
+    words: list[str] = []
+    for raw_word in rest.split()[:6]:
+        w = raw_word.strip("?,.;:").lower()
+        possessive = w.endswith(("'s", "’s", "s'"))
+        w = re.sub(r"['’]s?$", "", w)
+        if not w or w in _AUX or w in STOPWORDS or (words and (w.endswith("ed") or w in IRREGULAR_PAST)):
+            break
+        words.append(w)
+        if possessive:
+            break
+    if not words:
+        return None, None
+    lists = (("person", voc.person_nouns), ("country", voc.country_nouns), ("club", voc.club_nouns),
+             ("place", voc.place_nouns), ("competition", voc.competition_nouns), ("org", voc.org_nouns))
+    for cand in (" ".join(words[-2:]), words[-1]):
+        for kind, nouns in lists:
+            if cand in nouns:
+                return cand, kind
+    return words[-1], None
+
+
+_AUX = frozenset("is was were are did does do has had have will would could can should".split())
+
+
+def wanted(query: Query, voc: Vocabulary | None = None) -> tuple[str, str | None]:
+    """(the type of answer wanted, the question's head noun if any)."""
+    voc = voc or vocabulary()
+    q = query.text.strip().lower()
+    kind = query.kind
+    if kind == "score" or re.search(r"\bby what (?:score|margin)\b|\bwhat was the (?:final )?score\b", q):
+        return "score", None
+    if re.search(r"\b(?:called|nicknamed|known as|dubbed|referred to as)\b", q) and kind in ("what", "which", "other"):
+        return "quote", None
+    if re.search(r"\bwhat (?:was|is) the (?:attendance|crowd)\b|\bhow many (?:fans|people|spectators)\b", q):
+        return "number", "attendance"
+    if kind == "when":
+        return "date", None
+    if kind == "how_many" or re.search(r"^\s*(how (big|large|long)|for how)\b", q):
+        if _AGE_Q.search(q):
+            return "age", None
+        if _MONEY_Q.search(q):
+            return "money", None
+        if _DURATION_Q.search(q):
+            return "duration", None
+        return "number", None
+    head, htype = _head_noun(query.text, voc)
+    if kind == "where" or re.search(r"^\s*(?:at|in) (?:which|what) (?:hotel|city|town|stadium|ground|venue|country)\b", q):
+        if _POSITION_Q.search(q) and not re.search(r"\btake place\b", q):
+            return "position", head
+        if htype == "country":
+            return "country", head
+        return "place", head
+    if kind == "who" or q.startswith("whose") or re.search(r"^\s*(?:against|from|to|with|for|by) whom\b", q):
+        if _SIDE_VERB.search(q):
+            return "club", head
+        return "person", head
+    if htype is not None:
+        return htype, head
+    if kind == "which":
+        return "name", head
+    return "text", head
+
+
+RARITY_FLOOR = 0.4  # weight of a word found in every passage of the index, relative to a rare one
+
+
+def frame(query: Query) -> Frame:
+    voc = vocabulary()
+    want, head = wanted(query, voc)
+    raw = query.text
+    first = (tokens(raw) or [""])[0]
+    fm = _FOCUS.search(raw.lower())
+    head_stems = _stems_of(head) if head else set()
+    verb, side = _main_verb(raw)
+    if fm and fm.group(1) and fm.group(1) not in STOPWORDS and fm.group(1) not in _AUX:
+        focus: str | None = stem(fm.group(1))  # "how many *games*"
+    elif head == "attendance":
+        focus = "attendance"
+    else:
+        focus = verb  # the question's main verb: "Who did Alonso *succeed*", "Who *scored*"
+    verb_stems = frozenset({verb} | set(voc.synonyms.get(verb, ()))) if verb else frozenset()
+    terms: list[_Term] = []
+    for t in query.terms:
+        capital = any(m.group()[0].isupper() for m in re.finditer(rf"(?<![\w-]){re.escape(t)}(?![\w-])", raw, re.IGNORECASE))
+        st = frozenset(_stems_of(t))
+        s = stem(t)
+        syn = frozenset(x for y in st for x in voc.synonyms.get(y, ()))
+        rare = query.rarity.get(t)
+        scale = 1.0 if rare is None else RARITY_FLOOR + (1 - RARITY_FLOOR) * 2 * rare
+        if (capital and t != first) or any(ch.isdigit() for ch in t):
+            terms.append(_Term(t, st, syn, 1.5 * scale, True))
+        elif s in head_stems:
+            terms.append(_Term(t, st, syn, 0.5 * scale, False))  # "Which *midfielder*": the answer names him
+        else:
+            terms.append(_Term(t, st, syn, (2.0 if s == focus else 1.0) * scale, False))
+    links = []
+    own = {t.lower() for t in query.terms}
+    for link in alias_links(raw):
+        said = frozenset(_stems_of(link.said) - {"the"})
+        means = tuple(frozenset(_stems_of(m) - {"the"}) for m in link.means if _stems_of(m) - {"the"})
+        links.append((said, means))
+        own.add(link.said.removeprefix("the "))
+        own.update(m.removeprefix("the ") for m in link.means)
+    fstems = frozenset({focus} | set(voc.synonyms.get(focus, ()))) if focus else frozenset()
+    roles = frozenset(stem(t) for t in tokens(raw) if t in voc.person_nouns and stem(t) not in head_stems)
+    return Frame(want=want, terms=tuple(terms), links=tuple(links), own_names=frozenset(own),
+                 focus=focus, head=head, verb=verb_stems, verb_side=side, focus_stems=fstems, roles=roles)
+
+
+_OBJECT_Q = re.compile(r"\b(?:did|does|do|will|would|could|can|has|have|had)\s+(?:the\s+)?(?:(?:[A-Z][\w'’-]*|van|von|de|da|der)\s+)+([a-z][a-z-]+)")
+_SUBJECT_Q = re.compile(r"^\s*(?:who|which|whose)\b((?:\s+[\w'’-]+){0,5})", re.I)
+
+
+def _main_verb(raw: str) -> tuple[str | None, str | None]:
+    """The question's main verb and which side of it the answer sits on.
+
+    "Which manager did Harry Redknapp *replace*" wants the object, after the verb; "Who *scored*
+    twice" and "Which Blackburn midfielder's challenge *broke*" want the subject, before it.
+    """
+    m = _OBJECT_Q.search(raw)
+    if m and m.group(1) not in STOPWORDS:
+        return stem(m.group(1)), "after"
+    m = _SUBJECT_Q.search(raw)
+    if m:
+        for w in m.group(1).split():
+            if w[:1].islower() and w not in STOPWORDS and (w.endswith("ed") or w in IRREGULAR_PAST):
+                return stem(w), "before"
+    return None, None
+
+
+# ---------------------------------------------------------------- candidates
+
+
+@dataclass
+class Span:
+    text: str
+    start: int  # offset in the article
+    score: float
+    type: str
 
 
 @dataclass
@@ -88,256 +325,415 @@ class _Candidate:
     rank: int
     passage: Passage
     sentence: Sentence
-    context: Sentence | None  # the previous sentence, when the answer may sit there
+    context: Sentence | None  # the previous sentence, when the span may sit there
     coverage: float
-    span: str | None = None
-    span_start: int | None = None
-    span_score: float = 0.0
+    name_coverage: float
+    word_coverage: float
+    focus_hit: bool = True  # the question's focus word (or a synonym) is in the sentence
+    span: Span | None = None
     score: float = 0.0
+    bridge: _Candidate | None = None
     notes: list[str] = field(default_factory=list)
 
 
-_FOCUS = re.compile(r"\bhow (?:many|much)\s+([a-z]+)|\bwhat (?:fee|number|percentage)\b")
-_MONEY_Q = re.compile(r"\bhow much\b.*\b(pay|paid|cost|fee|worth|sum|price|spend|spent|sell|sold|buy|bought|bid|offer|fine|fined|earn|wage|salary)|\bwhat (?:fee|price)\b")
-_AGE_Q = re.compile(r"\bhow old\b|\bwhat age\b|\bat what age\b|\bage of\b")
+def _coverage(fr: Frame, own: set[str], ctx: set[str], extra: set[str] | None = None) -> tuple[float, float, float]:
+    """(all, names, words) shares of the question's weight that the sentence covers.
+
+    Names count fully in the sentence and mostly in its context (the previous sentences and the
+    headline: "He" is the article's subject); a club's other names count as the club; other
+    words must be in the sentence itself (a synonym counts slightly less). ``extra`` holds the
+    stems a bridge sentence already covered.
+    """
+    linked_own: set[str] = set()
+    linked_ctx: set[str] = set()
+    for said, means in fr.links:
+        if any(m <= own for m in means):
+            linked_own |= said
+        elif any(m <= ctx for m in means):
+            linked_ctx |= said
+    got_n = tot_n = got_w = tot_w = 0.0
+    for t in fr.terms:
+        w = t.weight
+        if extra is not None and t.stems & extra:
+            g = w
+        elif t.stems & own:
+            g = w
+        elif t.stems & linked_own:
+            g = 0.9 * w
+        elif t.name and t.stems & ctx:
+            g = 0.65 * w
+        elif t.name and t.stems & linked_ctx:
+            g = 0.6 * w
+        elif t.syn & own:
+            g = 0.8 * w
+        elif t.stems & ctx:
+            g = 0.15 * w
+        else:
+            g = 0.0
+        if t.name:
+            got_n, tot_n = got_n + g, tot_n + w
+        else:
+            got_w, tot_w = got_w + g, tot_w + w
+    tot = tot_n + tot_w
+    if not tot:
+        return 0.0, 0.0, 0.0
+    return (got_n + got_w) / tot, (got_n / tot_n if tot_n else 1.0), (got_w / tot_w if tot_w else 1.0)
+
+
+def _reversed_roles(fr: Frame, text: str) -> bool:
+    """For "did X *replace* whom?": a sentence where one of the question's names follows the
+    verb ("to replace Harry Redknapp") says the reverse of what was asked."""
+    if fr.verb_side != "after" or not fr.verb:
+        return False
+    toks = tokens(text)
+    names = {s for t in fr.terms if t.name for s in t.stems}
+    for i, t in enumerate(toks):
+        if stem(t) in fr.verb and any(stem(x) in names for x in toks[i + 1:i + 3]):
+            return True
+    return False
 
 
 @dataclass(frozen=True)
-class _Terms:
-    """Question term stems split into names (may come from context) and predicate words."""
+class ScoreWeights:
+    """How a sentence's score is made up (see ``ExtractiveAnswerer.candidates``)."""
 
-    names: dict[str, float]
-    words: dict[str, float]
-    focus: str | None
-    alias_groups: list[set[str]]
-
-    @property
-    def all(self) -> dict[str, float]:
-        return {**self.words, **self.names}
-
-
-def _terms(query: Query) -> _Terms:
-    raw = query.text
-    first = (tokens(raw) or [""])[0]
-    names: dict[str, float] = {}
-    words: dict[str, float] = {}
-    fm = _FOCUS.search(raw.lower())
-    focus = stem(fm.group(1)) if fm and fm.group(1) else None
-    vm = re.search(r"\b(?:did|does|do|will|would|could|can|has|have|had)\s+(?:[A-Z][\w'’-]*\s+)*([a-z]+)", raw)
-    if focus is None and vm and vm.group(1) not in STOPWORDS:
-        focus = stem(vm.group(1))  # the question's main verb: "Who did Alonso *succeed*"
-    for t in query.terms:
-        capital = any(m.group()[0].isupper() for m in re.finditer(rf"\b{re.escape(t)}\b", raw, re.IGNORECASE))
-        s = stem(t)
-        if (capital and t != first) or t.isdigit():
-            names[s] = 1.5
-        else:
-            words[s] = 2.0 if s == focus else 1.0
-    return _Terms(names, words, focus, [{stem(t) for t in tokens(p)} for p in query.expanded])
-
-
-def _stem_set(text: str) -> set[str]:
-    out = set()
-    for t in tokens(text):
-        out.add(stem(t))
-        if "-" in t:
-            out.update(stem(p) for p in t.split("-"))
-    return out
-
-
-def _coverage(terms: _Terms, own: set[str], context: set[str]) -> float:
-    """Names count fully in the sentence and mostly in its context ("He" = the article's subject);
-    the question's other words must be in the sentence itself."""
-    total = sum(terms.names.values()) + sum(terms.words.values())
-    if not total:
-        return 0.0
-    alias_own = any(g and g <= own for g in terms.alias_groups)
-    alias_ctx = alias_own or any(g and g <= context for g in terms.alias_groups)
-    got = 0.0
-    for s, w in terms.names.items():
-        if s in own:
-            got += w
-        elif s in context:
-            got += 0.65 * w
-        elif alias_own:
-            got += 0.9 * w
-        elif alias_ctx:
-            got += 0.7 * w
-    for s, w in terms.words.items():
-        if s in own:
-            got += w
-        elif s in context:
-            got += 0.15 * w
-    return got / total
+    coverage: float = 1.0  # share of the question the sentence covers
+    span: float = 0.06  # per point of the answer span's score ...
+    span_cap: float = 8.0  # ... up to this many points
+    passage: float = 0.0  # share of the question the whole passage covers
+    rank: float = 0.05  # retrieval rank: rank / (1 + passage rank)
+    reversed: float = 0.15  # the question's names on the wrong side of its verb
+    bridge: float = 0.2  # cost of answering through a bridge sentence
 
 
 class ExtractiveAnswerer:
-    """Sentence selection + typed span extraction; see the module docstring."""
+    """Sentence selection + typed span extraction; see the module docstring.
+
+    Args:
+        min_coverage: the least share of the question a sentence must cover to be an answer.
+        min_score: the least sentence score (coverage plus span evidence) to be an answer.
+            Both are calibrated on the dev set (docs/EVALUATION.md).
+        max_citations: sources quoted at most.
+        weights: how a sentence's score is made up.
+        bridge_coverage: the least coverage of a description sentence to follow a bridge name.
+        strong_span: a description sentence whose span scores this much answers by itself.
+    """
 
     mode = "extractive"
 
-    def __init__(self, *, min_coverage: float = 0.5, max_citations: int = 2) -> None:
+    def __init__(self, *, min_coverage: float = 0.36, min_score: float = 0.55, max_citations: int = 2,
+                 weights: ScoreWeights | None = None, bridge_coverage: float = 0.45,
+                 strong_span: float = 5.0) -> None:
         self.min_coverage = min_coverage
+        self.bridge_coverage = bridge_coverage
+        self.strong_span = strong_span
+        self.min_score = min_score
         self.max_citations = max_citations
-        clubs = set()
-        for canon, aliases in alias_table().items():
-            clubs.add(canon.lower())
-            clubs.update(a.lower().removeprefix("the ") for a in aliases)
-        self._known = clubs
+        self.weights = weights or ScoreWeights()
 
     # -------------------------------------------------------------- spans
 
-    def _is_club(self, low: str) -> bool:
-        return low in self._known or low.removeprefix("as ") in self._known or bool(_CLUB_WORD.search(low.title()))
+    def entity_type(self, span: str, before: str) -> str:
+        """person / club / country / place / competition / name, from the data and the words around."""
+        kind = entity_kind(span)
+        if kind not in ("name", "calendar"):
+            return kind
+        voc = vocabulary()
+        prev = tokens(before[-30:])[-2:]
+        if prev and (prev[-1] in voc.person_nouns or " ".join(prev) in voc.person_nouns):
+            return "person"
+        if prev and prev[-1] in ("in", "at", "near", "outside", "from") and len(span.split()) == 1:
+            return "place?"
+        return "name"
 
-    def _name_spans(self, kind: str, text: str, query: Query) -> list[tuple[str, int, float]]:
-        qtokens = set(tokens(query.text))
-        qaliases = set(query.expanded)
-        club_q = bool(_CLUB_Q.search(query.text))
-        out: list[tuple[str, int, float]] = []
+    def _name_spans(self, fr: Frame, text: str, offset: int) -> list[Span]:
+        out: list[Span] = []
         for m in _NAME.finditer(text):
             words = m.group().rstrip(".'’").split()
-            while words and (words[0] in _NOT_NAMES or _DEMONYM.match(words[0])):
+            while words and (words[0] in _NOT_NAMES or _demonym(words[0])):
                 words = words[1:]
-            if not words or all(_DEMONYM.match(w) for w in words):
+            while words and words[-1] in ("of", "de", "la", "le", "van", "von"):
+                words = words[:-1]
+            if not words or all(_demonym(w) for w in words):
                 continue
             span = " ".join(words)
             if span.endswith(("'s", "’s")):
                 span = span[:-2]
             start = m.start() + m.group().find(words[0])
             low = span.lower()
-            if any(t in qtokens for t in tokens(span)) or low in qaliases:
+            stoks = tokens(span)
+            if not stoks or any(t in fr.own_names for t in stoks) or low in fr.own_names:
                 continue  # the question's own names (and their nicknames) are not the answer
-            if "’" in span or "'" in span.rstrip("'’"):
-                if re.search(r"['’](ll|re|ve|d|m|t)\b", span):
-                    continue
-            if kind == "who" and _COMPETITION.search(span):
+            if any(t.text == st for st in stoks for t in fr.terms):
                 continue
-            spec = 2.0 + (0.8 if len(words) > 1 else 0.0)
-            if club_q and self._is_club(low):
-                spec += 3.0
-            out.append((span, start, spec))
+            if re.search(r"['’](ll|re|ve|d|m|t)\b", span):
+                continue
+            if start == 0 and len(words) == 1 and f" {words[0]} " not in f" {text[1:]} ":
+                if words[0].lower() in STOPWORDS or len(words[0]) < 3:
+                    continue
+            if fr.want == "person" and re.fullmatch(r"[A-Z]{2,}", span):
+                continue  # "MRI", "BBC": abbreviations are not people
+            etype = self.entity_type(span, text[:start])
+            spec = self._type_score(fr.want, etype, len(words))
+            if spec is None:
+                continue
+            out.append(Span(span, offset + start, spec, etype))
         return out
 
-    def _spans(self, kind: str, text: str, query: Query) -> list[tuple[str, int, float]]:
-        """(span, offset in text, specificity) of the asked-for type."""
-        qlow = query.text.lower()
-        if kind in ("who", "which") or (kind == "where" and not re.search(r"\b(finish|place|position|table|rank)", qlow)):
-            return self._name_spans(kind, text, query)
-        patterns = _SPANS.get(kind, [])
-        if kind == "how_many" and _AGE_Q.search(qlow):
-            patterns = [p for p in patterns if "year" in p[0]]
-        elif kind == "how_many" and _MONEY_Q.search(qlow):
-            patterns = patterns[:2]
-        out: list[tuple[str, int, float]] = []
+    @staticmethod
+    def _type_score(want: str, etype: str, nwords: int) -> float | None:
+        multi = 0.8 if nwords > 1 else 0.0
+        if want == "person":
+            if etype in ("club", "country", "place", "competition"):
+                return None
+            return 2.0 + multi + (1.5 if etype == "person" else 0.0) - (0.8 if etype == "place?" else 0.0)
+        if want == "club":
+            return {"club": 5.0, "country": 4.0, "name": 1.5 + multi / 2, "place?": 1.5}.get(etype)
+        if want == "country":
+            return {"country": 5.0, "club": 1.0, "place?": 1.0}.get(etype)
+        if want == "place":
+            return {"place": 5.0, "place?": 4.0, "country": 3.5, "club": 0.5, "name": 1.0}.get(etype)
+        if want == "competition":
+            return {"competition": 5.0, "name": 1.0}.get(etype)
+        if want == "org":
+            return {"name": 2.5 + multi, "club": 0.5}.get(etype)
+        if want == "name":
+            return {"person": 3.0, "name": 2.0 + multi, "club": 2.5, "country": 2.0, "place": 1.5,
+                    "place?": 1.5, "competition": 1.5}.get(etype)
+        return None
+
+    def _typed_spans(self, fr: Frame, text: str, offset: int, qlow: str) -> list[Span]:
+        patterns = _SPANS.get(fr.want, [])
+        out: list[Span] = []
         taken: list[tuple[int, int]] = []
         for pat, spec in patterns:
-            for m in re.finditer(pat, text, flags=re.IGNORECASE if kind != "when" else 0):
+            for m in re.finditer(pat, text, flags=0 if fr.want == "date" else re.IGNORECASE):
                 if any(a < m.end() and m.start() < b for a, b in taken):
                     continue
                 span = m.group().strip()
-                if kind == "how_many" and re.fullmatch(r"(?:19|20)\d\d", span):
+                if not span:
+                    continue
+                if fr.want in ("number", "money") and re.fullmatch(r"(?:19|20)\d\d", span):
                     continue  # a year is not a count
-                if kind != "where" and re.search(rf"(?<![\w-]){re.escape(span.lower())}(?![\w-])", qlow):
+                if fr.want == "number" and re.match(r"\d{1,2}\s?-\s?\d", text[m.start():m.start() + 6]):
+                    continue  # one side of a score
+                if fr.want == "number" and re.match(r", \d\d,", text[max(0, m.start() - 2):m.end() + 1]):
+                    continue  # "The Dutch striker, 28, ...": an age
+                if fr.head == "attendance" and not re.fullmatch(r"\d{1,3}(?:,\d{3})+|\d{4,6}", span):
+                    continue  # crowds are counted in thousands
+                if fr.want != "position" and re.search(rf"(?<![\w-]){re.escape(span.lower())}(?![\w-])", qlow):
                     continue
                 taken.append((m.start(), m.end()))
-                out.append((span, m.start(), spec))
+                out.append(Span(span, offset + m.start(), spec, fr.want))
         return out
 
-    def _best_span(self, cand: _Candidate, query: Query, terms: _Terms) -> None:
-        kind = query.kind
-        if kind not in ("when", "how_many", "score", "who", "which", "where"):
+    def spans(self, fr: Frame, text: str, offset: int, qlow: str) -> list[Span]:
+        """Spans of the wanted type in ``text`` (offsets into the article)."""
+        if fr.want == "quote":
+            return [Span(m.group(1), offset + m.start(1), 4.0, "quote")
+                    for m in re.finditer(r"[\"“‘']([^\"”’']{2,40})[\"”’']", text)
+                    if m.group(1).lower() not in qlow]
+        if fr.want in _TYPED:
+            return self._typed_spans(fr, text, offset, qlow)
+        if fr.want in _NAMED:
+            return self._name_spans(fr, text, offset)
+        return []
+
+    def _best_span(self, cand: _Candidate, fr: Frame, qlow: str, art: Article) -> None:
+        if fr.want not in _TYPED and fr.want not in _NAMED:
             return
-        spans = self._spans(kind, cand.sentence.text, query)
-        source = cand.sentence
-        if not spans and cand.context is not None and kind in ("who", "which"):
-            spans = self._spans(kind, cand.context.text, query)
+        s = cand.sentence
+        found = self.spans(fr, s.text, s.start, qlow)
+        source = s
+        if not found and cand.context is not None and fr.want in _NAMED:
+            found = self.spans(fr, cand.context.text, cand.context.start, qlow)
             source = cand.context
-        if not spans:
+        if not found:
             return
         low = source.text.lower()
-        hits = [m.start() for s in terms.all for m in re.finditer(rf"\b{re.escape(s)}", low)]
-        best = None
-        for span, off, spec in spans:
-            score = spec
-            after = low[off + len(span): off + len(span) + 30]
-            if kind == "which" and _CLUB_Q.search(query.text) and self._is_club(span.lower()):
-                cand.notes.append("club")
-            if kind == "how_many" and terms.focus and re.match(rf"[\s-]*(?:[\w-]+\s+)?{re.escape(terms.focus)}", after):
+        hits = []
+        for t in fr.terms:
+            for st in t.stems | t.syn:
+                hits.extend(m.start() + source.start for m in re.finditer(rf"\b{re.escape(st)}", low))
+        head = _stems_of(fr.head) if fr.head else set()
+        best: Span | None = None
+        for sp in found:
+            score = sp.score
+            after = art.text[sp.start + len(sp.text): sp.start + len(sp.text) + 30].lower()
+            before = art.text[max(0, sp.start - 40): sp.start]
+            near_before = [stem(t) for t in tokens(before)[-3:]]
+            near_after = [stem(t) for t in tokens(after)[:2]]
+            if head and (head & set(near_before) or head & set(near_after)):
+                score += 2.0  # "Blackburn midfielder *Aaron Mokoena*", "the *Mottram Hall* hotel"
+            elif near_before and near_before[-1] in fr.roles:
+                score -= 1.5  # "referee *Paul Norman*" when the question names its referee
+            if fr.verb and fr.verb_side == "after" and fr.verb & set(near_before):
+                score += 1.5  # "replaces *Steve Wigley*"
+            if fr.verb and fr.verb_side == "before" and fr.verb & {stem(t) for t in tokens(after)[:4]}:
+                score += 1.5  # "*David Prutton* pushed"
+            if fr.want in ("number", "duration") and fr.focus and re.match(rf"[\s-]*(?:[\w-]+\s+)?{re.escape(fr.focus)}", after):
                 score += 3.0  # "236 games" for "how many games"
-                cand.notes.append("focus")
             if hits:
-                dist = min(abs(off - h) for h in hits)
-                score += 1.0 / (1.0 + dist / 40.0)
-            if best is None or score > best[2]:
-                best = (span, off, score)
-        assert best is not None
-        cand.span, cand.span_start, cand.span_score = best[0], source.start + best[1], best[2]
-        if source is cand.context:
+                dist = min(abs(sp.start - h) for h in hits)
+                score += 1.5 / (1.0 + dist / 40.0)
+            if best is None or score > best.score:
+                best = Span(sp.text, sp.start, score, sp.type)
+        cand.span = best
+        if source is not s:
             cand.notes.append("span from previous sentence")
 
-    # -------------------------------------------------------------- answer
+    # -------------------------------------------------------------- sentences
 
-    def candidates(self, query: Query, passages: list[Passage]) -> list[_Candidate]:
-        """Every sentence of the passages, scored; best first."""
-        terms = _terms(query)
-        needs_span = query.kind in ("when", "how_many", "score")
+    def _sentences(self, art: Article, cache: dict[str, list[Sentence]]) -> list[Sentence]:
+        if art.id not in cache:
+            cache[art.id] = split_sentences(art.text)
+        return cache[art.id]
+
+    def candidates(self, query: Query, passages: list[Passage], fr: Frame | None = None,
+                   extra: tuple[set[str], set[str]] | None = None) -> list[_Candidate]:
+        """Every sentence of the passages, scored; best first.
+
+        ``extra`` = (bridge stems, stems covered by the bridge sentence) for the second hop.
+        """
+        fr = fr or frame(query)
+        qlow = query.text.lower()
         past_q = bool(_PAST_Q.search(query.text))
         out: list[_Candidate] = []
         seen: set[tuple[str, int]] = set()
+        cache: dict[str, list[Sentence]] = {}
         for rank, p in enumerate(passages):
             art = p.article
-            sents = split_sentences(p.chunk.text, offset=p.chunk.start)
-            title_stems = _stem_set(art.title)
+            sents = self._sentences(art, cache)
+            title = _stems_of(art.title)
+            pcov = _coverage(fr, _stems_of(p.chunk.text) | title, set())[0]
             for i, s in enumerate(sents):
+                if s.end <= p.chunk.start or s.start >= p.chunk.end:
+                    continue
                 key = (art.id, s.start)
                 if key in seen:
                     continue
                 seen.add(key)
-                context = set(title_stems)
+                own = _stems_of(s.text)
+                ctx = set(title)
                 for c in sents[max(0, i - 3): i]:
-                    context |= _stem_set(c.text)
-                cov = _coverage(terms, _stem_set(s.text), context)
+                    ctx |= _stems_of(c.text)
+                covered = None
+                if extra is not None:
+                    bridge, covered_by_bridge = extra
+                    if not (bridge <= own or bridge <= ctx):
+                        continue
+                    covered = covered_by_bridge
+                cov, ncov, wcov = _coverage(fr, own, ctx, covered)
                 prev = sents[i - 1] if i > 0 and _PRONOUN_START.match(s.text) else None
-                cand = _Candidate(rank=rank, passage=p, sentence=s, context=prev, coverage=cov)
-                self._best_span(cand, query, terms)
+                cand = _Candidate(rank=rank, passage=p, sentence=s, context=prev, coverage=cov,
+                                  name_coverage=ncov, word_coverage=wcov,
+                                  focus_hit=not fr.focus_stems or bool(fr.focus_stems & own))
+                self._best_span(cand, fr, qlow, art)
+                typed = fr.want in _TYPED or fr.want in _NAMED
+                sp = cand.span
+                w = self.weights
                 cand.score = (
-                    cov
-                    + (0.1 + 0.04 * min(cand.span_score, 8.0) if cand.span else (-0.3 if needs_span else 0.0))
-                    + (0.15 if "focus" in cand.notes else 0.0)
-                    + (0.12 if "club" in cand.notes else 0.0)
+                    w.coverage * cov
+                    + ((0.1 + w.span * min(sp.score, w.span_cap)) if sp else (-0.3 if typed else 0.0))
                     - (0.05 if "span from previous sentence" in cand.notes else 0.0)
-                    + 0.05 / (1 + rank)
-                    - (0.1 if past_q and _SPECULATIVE.search(s.text) else 0.0)
+                    + w.rank / (1 + rank)
+                    - (0.2 if past_q and _SPECULATIVE.search(s.text) else 0.0)
+                    - (0.1 if past_q and _FUTURE.search(s.text) else 0.0)
+                    - (w.reversed if _reversed_roles(fr, s.text) else 0.0)
+                    + w.passage * pcov
                     + (0.02 if art.date else 0.0)
                 )
                 out.append(cand)
         out.sort(key=lambda c: -c.score)
         return out
 
-    def answer(self, query: Query, passages: list[Passage]) -> Answer:
-        t0 = time.perf_counter()
-        cands = self.candidates(query, passages)
-        best = cands[0] if cands else None
-        needs_span = query.kind in ("when", "how_many", "score")
-        if best is None or best.coverage < self.min_coverage or (needs_span and not best.span):
-            return self._abstain(query, passages, t0)
+    # -------------------------------------------------------------- answer
+
+    def _acceptable(self, c: _Candidate, fr: Frame) -> bool:
+        """The abstention rule: enough of the question covered, and a span where one is needed."""
+        if c.coverage < self.min_coverage or c.score < self.min_score:
+            return False
+        return c.span is not None or fr.want not in _TYPED
+
+    def _second_hop(self, query: Query, passages: list[Passage], fr: Frame,
+                    cands: list[_Candidate]) -> _Candidate | None:
+        """The answer through a bridge: the sentence that best matches the question's
+        description names someone the question does not; a sentence about that name with a span
+        of the wanted type answers, counting the description as matched. None if there is none."""
+        if fr.want not in _TYPED and fr.want not in _NAMED:
+            return None
+        desc = max(cands, key=lambda c: c.coverage, default=None)
+        if desc is None or desc.coverage < self.bridge_coverage:
+            return None
+        if desc.span is not None and desc.span.score >= self.strong_span:
+            return None  # the best-matching sentence answers by itself
+        qtoks = set(tokens(query.text)) | set(fr.own_names)
+        own = _stems_of(desc.sentence.text)
+        ctx = own | _stems_of(desc.passage.article.title)
+        covered = {st for t in fr.terms if t.stems & ctx for st in t.stems}
+        rest = [t for t in fr.terms if not t.stems & ctx]
+        if not rest:
+            return None
+        best: _Candidate | None = None
+        for name in name_phrases(desc.sentence.text, desc.passage.chunk.text)[:4]:
+            if any(t in qtoks for t in tokens(name)) or entity_kind(name) not in ("name", "club"):
+                continue
+            key = {stem(tokens(name)[-1])}  # articles use the surname after the first mention
+            for c in self.candidates(query, passages, fr, extra=(key, covered)):
+                if c.sentence is desc.sentence or c.sentence.start == desc.sentence.start or c.span is None:
+                    continue
+                if set(tokens(c.span.text)) & set(tokens(name)):
+                    continue
+                words = _stems_of(c.sentence.text)
+                if not any(t.stems & words or t.syn & words for t in rest):
+                    continue  # the second sentence must add what the first one lacks
+                c.bridge = desc
+                c.score -= self.weights.bridge
+                if best is None or c.score > best.score:
+                    best = c
+                break
+        return best
+
+    def select(self, query: Query, passages: list[Passage], fr: Frame | None = None) -> list[_Candidate]:
+        """The sentences an answer would cite, lead first (before the abstention rule)."""
+        fr = fr or frame(query)
+        cands = self.candidates(query, passages, fr)
+        if not cands:
+            return []
+        best = cands[0]
+        hop = self._second_hop(query, passages, fr, cands)
+        if hop is not None and self._acceptable(hop, fr) and (not self._acceptable(best, fr) or hop.score > best.score):
+            assert hop.bridge is not None
+            return [hop, hop.bridge]
         chosen = [best]
-        # a second source: another article that supports the same kind of answer, to show agreement
-        # or disagreement (the newer article leads, the older one is still shown)
         for c in cands[1:]:
             if len(chosen) >= self.max_citations:
                 break
             if c.passage.article.id in {x.passage.article.id for x in chosen}:
                 continue
-            if c.score >= 0.85 * best.score and c.coverage >= self.min_coverage and (c.span or not needs_span):
+            if not (self._acceptable(c, fr) and c.score >= 0.9 * best.score):
+                continue
+            same = c.span and best.span and (c.span.text.lower() in best.span.text.lower()
+                                             or best.span.text.lower() in c.span.text.lower())
+            dated = c.passage.article.date and best.passage.article.date
+            if same or (dated and c.span and best.span and c.span.type == best.span.type):
                 chosen.append(c)
-        if len(chosen) > 1 and chosen[1].span and chosen[0].span and chosen[1].span != chosen[0].span:
+        if len(chosen) > 1 and chosen[1].span and chosen[0].span and chosen[1].span.text != chosen[0].span.text:
             d0, d1 = chosen[0].passage.article.date, chosen[1].passage.article.date
-            if d0 and d1 and d1 > d0 and chosen[1].span.lower() not in chosen[0].span.lower():
-                chosen.reverse()
+            if d0 and d1 and d1 > d0 and chosen[1].span.text.lower() not in chosen[0].span.text.lower():
+                chosen.reverse()  # where sources disagree, the newer one leads
+        return chosen
+
+    def answer(self, query: Query, passages: list[Passage]) -> Answer:
+        t0 = time.perf_counter()
+        fr = frame(query)
+        chosen = self.select(query, passages, fr)
+        if not chosen or not self._acceptable(chosen[0], fr):
+            return self._abstain(query, passages, t0)
+        return self._render(query, passages, chosen, t0)
+
+    def _render(self, query: Query, passages: list[Passage], chosen: list[_Candidate], t0: float) -> Answer:
         citations: list[Citation] = []
-        parts: list[str] = []
         for n, c in enumerate(chosen, start=1):
             art: Article = c.passage.article
             start, end = c.sentence.start, c.sentence.end
@@ -345,20 +741,20 @@ class ExtractiveAnswerer:
                 start = c.context.start
             citations.append(make_citation(n, art, start, end, support=c.coverage))
         lead = chosen[0]
-        short = lead.span
+        short = lead.span.text if lead.span else None
+        parts: list[str] = []
         if short:
-            same = [x.n for x, c in zip(citations, chosen) if c.span and c.span.lower() in short.lower() or (c.span and short.lower() in c.span.lower())]
-            marks = "".join(f"[{n}]" for n in (same or [1]))
-            parts.append(f"{short} {marks}.")
-        for cit, c in zip(citations, chosen):
+            same = [cit.n for cit, c in zip(citations, chosen)
+                    if c.span and (c.span.text.lower() in short.lower() or short.lower() in c.span.text.lower())]
+            parts.append(f"{short} {''.join(f'[{n}]' for n in (same or [1]))}.")
+        for cit in citations:
             quote = " ".join(cit.quote.split())
             dated = f" ({cit.date})" if len(chosen) > 1 and cit.date else ""
-            parts.append(f"{'' if not short and cit.n == 1 else ''}{quote}{dated} [{cit.n}]")
+            parts.append(f"{quote}{dated} [{cit.n}]")
         text = "\n".join(parts) if short else " ".join(parts)
-        ms = (time.perf_counter() - t0) * 1000
         return Answer(
             question=query.text, text=text, citations=citations, passages=passages, abstained=False,
-            mode=self.mode, short_answer=short, timings=Timings(answer_ms=ms),
+            mode=self.mode, short_answer=short, timings=Timings(answer_ms=(time.perf_counter() - t0) * 1000),
         )
 
     def _abstain(self, query: Query, passages: list[Passage], t0: float) -> Answer:

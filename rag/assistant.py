@@ -157,7 +157,7 @@ class Assistant:
         if since and until and since > until:
             raise ConfigError(f"since {since} is after until {until}")
         self._ensure_seeded()
-        return analyse(question, since=since, until=until)
+        return self.retriever.analyse(question, since=since, until=until)
 
     def standalone(self, question: str, history: Iterable[tuple[str, object]] | None) -> Rewrite:
         """The question as retrieval should see it: a follow-up such as "And Ancelotti's?" is

@@ -43,6 +43,7 @@ class Query:
     kind: str  # when / who / which / how_many / where / what / other
     since: str | None = None
     until: str | None = None
+    rarity: dict[str, float] = field(default_factory=dict, compare=False)  # term -> 0..1 IDF in the index
 
 
 @dataclass

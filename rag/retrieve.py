@@ -9,15 +9,18 @@ nicknames come from a data file (``rag/data/aliases.json``) and expand the lexic
 
 from __future__ import annotations
 
-import json
+import math
 import re
-from dataclasses import dataclass
+import sqlite3
+from dataclasses import dataclass, replace
 from functools import lru_cache
-from importlib import resources
 
+from .chunk import split_sentences
+from .errors import ConfigError
 from .models import Passage, Query
 from .store import Store
-from .text import content_terms, tokens
+from .text import STOPWORDS, content_terms, name_phrases, stem, tokens
+from .vocab import alias_table, entity_kind
 
 _KIND_PATTERNS: list[tuple[str, str]] = [
     ("score", r"\b(what|which) (was|is|were) the (final |full[- ]time |half[- ]time )?(score|scoreline|result)\b|\bwhat score\b|\bby what score\b"),
@@ -28,13 +31,6 @@ _KIND_PATTERNS: list[tuple[str, str]] = [
     ("which", r"^\s*(which|what) (club|team|side|country|nation|player|manager|coach|competition|trophy|cup|league|stadium|ground|city)\b|^\s*which\b"),
     ("what", r"^\s*(what|name)\b"),
 ]
-
-
-@lru_cache(maxsize=1)
-def alias_table() -> dict[str, list[str]]:
-    """Canonical name -> nicknames, from the packaged data file."""
-    raw = json.loads(resources.files("rag").joinpath("data/aliases.json").read_text("utf-8"))
-    return {k: v for k, v in raw.items() if not k.startswith("_")}
 
 
 @lru_cache(maxsize=1)
@@ -60,22 +56,57 @@ def _alias_index() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     return to_canon, from_canon
 
 
+@dataclass(frozen=True)
+class AliasLink:
+    """A club (or competition) name said in a question, and its other names.
+
+    ``said`` is the name as the question has it (lower-case tokens); ``means`` are the names an
+    article may use instead: the canonical name and its unambiguous nicknames.
+    """
+
+    said: str
+    means: tuple[str, ...]
+
+
+def _has(q: str, phrase: str) -> bool:
+    return f" {' '.join(tokens(phrase))} " in q
+
+
+def alias_links(question: str) -> list[AliasLink]:
+    """The names in the question that the alias table knows, with their other names."""
+    q = " " + " ".join(tokens(question)) + " "
+    to_canon, from_canon = _alias_index()
+    unambiguous: dict[str, list[str]] = {}
+    for alias, canons in to_canon.items():
+        unambiguous.setdefault(canons[0].lower(), []).append(alias)
+    out: list[AliasLink] = []
+    for alias, canons in to_canon.items():
+        if _has(q, alias):
+            for c in canons:
+                means = [c.lower()] + [a for a in unambiguous.get(c.lower(), []) if a != alias]
+                out.append(AliasLink(alias, tuple(means)))
+    for canon in from_canon:
+        if _has(q, canon):
+            out.append(AliasLink(canon, tuple(unambiguous.get(canon, []))))
+    return out
+
+
 def expand_aliases(question: str) -> list[str]:
     """Phrases to add to the lexical query for the club names and nicknames in the question."""
     q = " " + " ".join(tokens(question)) + " "
     to_canon, from_canon = _alias_index()
     extra: dict[str, None] = {}
     for alias, canons in to_canon.items():
-        if " " + " ".join(tokens(alias)) + " " in q:
+        if _has(q, alias):
             for c in canons:
                 extra.setdefault(c.lower(), None)
     for canon, aliases in from_canon.items():
-        if " " + " ".join(tokens(canon)) + " " in q:
+        if _has(q, canon):
             for a in aliases:
                 if len(tokens(a)) > 1 or a.startswith("the "):
                     extra.setdefault(a.removeprefix("the "), None)
     for phrase in list(extra):
-        if " " + " ".join(tokens(phrase)) + " " in q:
+        if _has(q, phrase):
             del extra[phrase]
     return list(extra)
 
@@ -110,59 +141,192 @@ def fts_match(query: Query) -> str:
     return " OR ".join(dict.fromkeys(parts))
 
 
+RETRIEVAL_MODES = ("hybrid", "rrf", "dense", "bm25")
+
+
 @dataclass(frozen=True)
 class RetrievalConfig:
-    """Fusion settings; defaults tuned on the evaluation sets (see docs/ARCHITECTURE.md)."""
+    """Fusion settings; defaults tuned on the evaluation sets (see docs/EVALUATION.md).
 
+    ``mode`` picks the method: ``hybrid`` (the default: alias expansion, weighted fusion, a
+    bridge hop, at most ``per_article`` passages per article), or the baselines it is measured
+    against: ``rrf`` (plain reciprocal rank fusion of the two retrievers, nothing else),
+    ``dense`` (FAISS only) and ``bm25`` (FTS5 only).
+    """
+
+    mode: str = "hybrid"
     depth: int = 40  # candidates taken from each retriever
-    rrf_k: int = 60
+    rrf_k: int = 20
     dense_weight: float = 1.0
-    lexical_weight: float = 1.0
+    lexical_weight: float = 1.5
+    bridge_weight: float = 1.0  # weight of the second hop (0 = off)
+    bridge_from: int = 3  # top passages whose best sentences are read for bridge names
+    bridges: int = 1  # names followed in the second hop
+    bridge_slots: int = 1  # top passages kept for the second hop's best new article
+    per_article: int = 2  # passages per article at most (0 = no limit)
     dup_threshold: float = 0.85  # word-set Jaccard above which two passages are the same text
+
+    def __post_init__(self) -> None:
+        if self.mode not in RETRIEVAL_MODES:
+            raise ConfigError(f"retrieval mode '{self.mode}' is not one of {', '.join(RETRIEVAL_MODES)}")
+        if self.depth < 1 or self.rrf_k < 0 or self.per_article < 0 or self.bridges < 0:
+            raise ConfigError(
+                f"bad retrieval settings: depth={self.depth}, rrf_k={self.rrf_k}, "
+                f"per_article={self.per_article}, bridges={self.bridges}"
+            )
 
 
 def _jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / max(1, len(a | b))
 
 
+_BRIDGE_PRIOR = {"name": 1.0, "club": 0.8}  # other kinds (grounds, competitions, dates) are not bridges
+
+
+def bridge_names(query: Query, texts: list[str], n: int = 1) -> list[str]:
+    """Names that the passages' best-matching sentences add to the question.
+
+    "How much did Liverpool pay for the striker who scored his first goal at Charlton?": the
+    sentence that matches best names the striker (Morientes); a second lexical hop for that
+    name finds the passage about the fee. Sentences are matched on the question's words
+    weighted by rarity; people and clubs the question does not name are the candidates.
+    """
+    if n <= 0 or not query.terms:
+        return []
+    weight = {stem(t): 0.3 + query.rarity.get(t, 0.5) for t in query.terms}
+    total = sum(weight.values())
+    qtoks = set(tokens(query.text)) | {t for e in query.expanded for t in tokens(e)}
+    scored: list[tuple[float, str, str]] = []
+    for text in texts:
+        for sent in split_sentences(text):
+            got = {stem(t) for t in tokens(sent.text)}
+            scored.append((sum(w for s, w in weight.items() if s in got) / total, sent.text, text))
+    scored.sort(key=lambda x: -x[0])
+    names: dict[str, float] = {}
+    for overlap, sent, text in scored[:3]:
+        for name in name_phrases(sent, text):
+            name = re.sub(r"^(?:[A-Z][\w-]*['’]s\s+)+", "", name)  # "Liverpool's Milan Baros"
+            if not name or any(t in qtoks or t in STOPWORDS for t in tokens(name)):
+                continue
+            prior = _BRIDGE_PRIOR.get(entity_kind(name), 0.0)
+            score = overlap * prior * (1.2 if " " in name else 1.0)
+            if score > names.get(name, 0.0):
+                names[name] = score
+    return [x for x in sorted(names, key=lambda x: -names[x]) if names[x] > 0][:n]
+
+
 class Retriever:
-    """Hybrid dense + BM25 retrieval over one Store."""
+    """Hybrid dense + BM25 retrieval over one Store, with a bridge hop for descriptions."""
 
     def __init__(self, store: Store, embedder, config: RetrievalConfig | None = None) -> None:
         self.store = store
         self.embedder = embedder
         self.config = config or RetrievalConfig()
+        self._rarity: dict[tuple[int, str], float] = {}
+
+    def analyse(self, question: str, *, since: str | None = None, until: str | None = None) -> Query:
+        """``analyse`` plus how rare each question word is in this index (for answer scoring)."""
+        query = analyse(question, since=since, until=until)
+        return replace(query, rarity=self.rarity(query.terms))
+
+    def rarity(self, terms: list[str]) -> dict[str, float]:
+        """0..1 inverse document frequency of each term over the indexed passages."""
+        gen = self.store.generation
+        _, n_chunks = self.store.count()
+        out: dict[str, float] = {}
+        for t in terms:
+            key = (gen, t)
+            if key not in self._rarity:
+                df = self._document_frequency(t)
+                if df is None:
+                    return {}
+                # a word no passage has (a typo, say) tells sentences apart no better than any other
+                self._rarity[key] = math.log((n_chunks + 1) / (df + 1)) / math.log(n_chunks + 2) if df else 0.5
+            out[t] = self._rarity[key]
+        return out
+
+    def _document_frequency(self, term: str) -> int | None:
+        """Passages whose text holds the term (FTS5, same stemming as BM25); None if unavailable."""
+        try:
+            row = self.store.db.execute(
+                "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (f'"{term.replace(chr(34), "")}"',)
+            ).fetchone()
+        except (sqlite3.Error, AttributeError):
+            return None
+        return int(row[0])
+
+    def _bridge_match(self, query: Query, name: str) -> str:
+        terms = " OR ".join(dict.fromkeys(f'"{t.replace(chr(34), "")}"' for t in query.terms))
+        phrase = f'"{" ".join(tokens(name))}"'
+        return f"{phrase} AND ({terms})" if terms else phrase
 
     def retrieve(self, query: Query, top_k: int = 5) -> list[Passage]:
         cfg = self.config
-        lexical = self.store.lexical_search(fts_match(query), cfg.depth, query.since, query.until)
-        qtext = query.text if not query.expanded else f"{query.text} ({', '.join(query.expanded)})"
-        qvec = self.embedder.encode([qtext])[0]
-        dense = self.store.dense_search(qvec, cfg.depth, query.since, query.until)
+        hybrid = cfg.mode == "hybrid"
+        if not hybrid:
+            query = replace(query, expanded=[])
+        lexical: list[tuple[int, float]] = []
+        dense: list[tuple[int, float]] = []
+        if cfg.mode != "dense":
+            lexical = self.store.lexical_search(fts_match(query), cfg.depth, query.since, query.until)
+        if cfg.mode != "bm25":
+            qtext = query.text if not query.expanded else f"{query.text} ({', '.join(query.expanded)})"
+            qvec = self.embedder.encode([qtext])[0]
+            dense = self.store.dense_search(qvec, cfg.depth, query.since, query.until)
+        k = cfg.rrf_k if hybrid else 60
+        dw, lw = (cfg.dense_weight, cfg.lexical_weight) if hybrid else (1.0, 1.0)
         fused: dict[int, float] = {}
         dense_rank = {cid: r for r, (cid, _) in enumerate(dense, start=1)}
         lex_rank = {cid: r for r, (cid, _) in enumerate(lexical, start=1)}
         for cid, r in dense_rank.items():
-            fused[cid] = fused.get(cid, 0.0) + cfg.dense_weight / (cfg.rrf_k + r)
+            fused[cid] = fused.get(cid, 0.0) + dw / (k + r)
         for cid, r in lex_rank.items():
-            fused[cid] = fused.get(cid, 0.0) + cfg.lexical_weight / (cfg.rrf_k + r)
-        ranked = sorted(fused.items(), key=lambda kv: -kv[1])
-        chunks = self.store.chunks([cid for cid, _ in ranked[: top_k * 4]])
-        out: list[Passage] = []
+            fused[cid] = fused.get(cid, 0.0) + lw / (k + r)
+        ranked = sorted(fused, key=lambda c: -fused[c])
+        chunks = self.store.chunks(ranked[: top_k * 4])
+        hop2: list[int] = []
+        if hybrid and cfg.bridge_weight and cfg.bridges:
+            sources = [chunks[c] for c in ranked[: cfg.bridge_from] if c in chunks]
+            names = bridge_names(query, [c.text for c in sources], cfg.bridges)
+            source_articles = {c.article_id for c in sources}
+            for name in names:
+                hop = self.store.lexical_search(self._bridge_match(query, name), 20, query.since, query.until)
+                found = self.store.chunks([cid for cid, _ in hop])
+                hop = [(cid, sc) for cid, sc in hop if cid in found and found[cid].article_id not in source_articles]
+                chunks.update(found)
+                for r, (cid, _) in enumerate(hop, start=1):
+                    fused[cid] = fused.get(cid, 0.0) + cfg.bridge_weight / (k + r) / len(names)
+                hop2.extend(cid for cid, _ in hop[:1])
+            if names:
+                ranked = sorted(fused, key=lambda c: -fused[c])
+        picked = self._pick(ranked, chunks, top_k, cfg.per_article if hybrid else 0, reserve=hop2[: cfg.bridge_slots])
+        return [Passage(chunk=chunks[cid], article=self.store.article(chunks[cid].article_id), score=fused[cid],
+                        dense_rank=dense_rank.get(cid), lexical_rank=lex_rank.get(cid)) for cid in picked]
+
+    def _pick(self, ranked: list[int], chunks: dict, top_k: int, per_article: int, reserve: list[int]) -> list[int]:
+        """The top passages: near-duplicates collapsed, at most ``per_article`` per article, and
+        the ``reserve`` (second-hop) passages kept even if they rank lower."""
+        out: list[int] = []
         seen: list[set[str]] = []
-        for cid, score in ranked:
+        count: dict[str, int] = {}
+        reserve = [c for c in reserve if c in chunks]
+        for cid in ranked:
+            if len(out) + sum(1 for r in reserve if r not in out) >= top_k and cid not in reserve:
+                continue
             if len(out) >= top_k:
                 break
             ch = chunks.get(cid)
             if ch is None:
-                more = self.store.chunks([cid])
-                ch = more.get(cid)
+                ch = self.store.chunks([cid]).get(cid)
                 if ch is None:
                     continue
+                chunks[cid] = ch
+            if per_article and count.get(ch.article_id, 0) >= per_article:
+                continue
             words = set(tokens(ch.text))
-            if any(_jaccard(words, s) >= cfg.dup_threshold for s in seen):
+            if any(_jaccard(words, s) >= self.config.dup_threshold for s in seen):
                 continue
             seen.append(words)
-            out.append(Passage(chunk=ch, article=self.store.article(ch.article_id), score=score,
-                               dense_rank=dense_rank.get(cid), lexical_rank=lex_rank.get(cid)))
+            count[ch.article_id] = count.get(ch.article_id, 0) + 1
+            out.append(cid)
         return out

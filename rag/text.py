@@ -51,19 +51,33 @@ _IRREGULAR = {
 }
 
 
+IRREGULAR_PAST = frozenset(k for k, v in _IRREGULAR.items() if not k.endswith(("s", "ing")) and k != v)
+
+
 def stem(word: str) -> str:
-    """Strips common English suffixes so that inflections of one word compare equal."""
+    """Strips common English suffixes so that inflections of one word compare equal.
+
+    Suffixes are stripped repeatedly (at most three times) so that a base form and its
+    inflections meet: "referee"/"refereed", "agree"/"agreed", "city"/"cities".
+    """
     w = word.lower()
     w = _IRREGULAR.get(w, w)
     if len(w) <= 3 or not w.isalpha():
         return w
-    for suf in ("ational", "ations", "ation", "ingly", "ments", "ment", "ness", "ings", "ing",
-                "ied", "ies", "ers", "est", "ed", "er", "es", "ly", "s", "e"):
-        if suf == "ed" and w.endswith("eed"):
-            continue  # "succeed", "agreed": the e is not an inflection
-        if w.endswith(suf) and len(w) - len(suf) >= 3:
-            return w[: -len(suf)]
+    for _ in range(3):
+        for suf in _SUFFIXES:
+            if w.endswith(suf) and len(w) - len(suf) >= 3:
+                if suf == "y" and w[-2] in "aeiou":
+                    continue  # "play", "day": the y is part of the word
+                w = w[: -len(suf)]
+                break
+        else:
+            break
     return w
+
+
+_SUFFIXES = ("ational", "ations", "ation", "ating", "ated", "ate", "ingly", "ments", "ment", "ness",
+             "ings", "ing", "ied", "ies", "ers", "ed", "er", "es", "ly", "s", "e", "y")
 
 
 def content_terms(text: str) -> list[str]:
@@ -78,3 +92,34 @@ def content_terms(text: str) -> list[str]:
 
 def stems(text: str) -> set[str]:
     return {stem(t) for t in tokens(text)}
+
+
+_NAME = re.compile(r"\b[A-Z][\w'’-]*[a-z][\w'’-]*(?:\s+(?:(?:de|da|van|von|di|le|la)\s+)?[A-Z][\w'’-]*[a-z][\w'’-]*)*")
+_SENTENCE_STARTERS = frozenset(
+    """The A An He She They It His Her Their This That These Those But And If When While After
+    Before Also In On At For From With By Of To As Now Last Next However Meanwhile Monday Tuesday
+    Wednesday Thursday Friday Saturday Sunday January February March April May June July August
+    September October November December""".split()
+)
+
+
+def name_phrases(sentence: str, context: str = "") -> list[str]:
+    """Capitalised name phrases in a sentence ("Fernando Morientes", "Anderlecht").
+
+    A single capitalised word that opens the sentence counts only if ``context`` (or the
+    sentence) also has it capitalised mid-sentence, so "Inspired" or "Their" are not names.
+    """
+    mid = {m.group(1) for m in re.finditer(r"[a-z,;:] ([A-Z][\w'’-]+)", f"{context} {sentence}")}
+    out: list[str] = []
+    for m in _NAME.finditer(sentence):
+        words = m.group().split()
+        while words and words[0] in _SENTENCE_STARTERS:
+            words = words[1:]
+        if not words:
+            continue
+        if len(words) == 1 and sentence[: m.start()].strip(" \"'“‘") == "" and words[0] not in mid:
+            continue
+        name = re.sub(r"['’]s$", "", " ".join(words))
+        if name not in out:
+            out.append(name)
+    return out
