@@ -23,6 +23,7 @@ BBC = SHARED / "corpora" / "bbc-football"
 def _isolated_index(tmp_path, monkeypatch):
     """No test reads or writes the project's own index/ folder."""
     monkeypatch.setenv("RAG_INDEX", str(tmp_path / "default-index"))
+    monkeypatch.delenv("RAG_MODEL", raising=False)  # a developer's model must not change answers
 
 
 @pytest.fixture
