@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .answer import Answerer, ExtractiveAnswerer
-from .embed import Embedder, make_embedder
+from .embed import Embedder, make_embedder, minilm_variant
 from .errors import ConfigError, InputError
 from .followup import Rewrite, check_history, rewrite
 from .indexer import Indexer, Progress
@@ -22,7 +22,7 @@ from .llm import LlamaCppAnswerer, LLMSettings, resolve_model
 from .ingest import normalise_date
 from .models import Answer, ArticleInfo, IndexStats, IngestReport, Passage
 from .retrieve import RetrievalConfig, Retriever, analyse
-from .store import DB_NAME, Store
+from .store import DB_NAME, Store, stored_embedder
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAX_QUESTION_CHARS = 2000
@@ -54,7 +54,8 @@ class Assistant:
     Args:
         index_dir: the index folder (default: ``$RAG_INDEX`` or the project's ``index/``).
         embedder: a sentence-transformers model name or path, or an ``Embedder`` object;
-            default: the packaged all-MiniLM-L6-v2.
+            default: the packaged all-MiniLM-L6-v2, int8 in ONNX Runtime where available
+            (an existing index keeps the variant it was built with; see ``rag.embed``).
         seed: when the index does not exist yet, build it from this folder first
             (default: the project's ``seeds/``; ``False`` to start empty).
         answerer: an ``Answerer``; default: the LLM answerer when a model is configured,
@@ -89,6 +90,8 @@ class Assistant:
             if model_path is not None:
                 answerer = LlamaCppAnswerer(model_path, llm)
         self.index_dir = Path(index_dir).expanduser() if index_dir else default_index_dir()
+        if embedder is None:  # an existing index keeps the MiniLM variant it was built with
+            embedder = minilm_variant(stored_embedder(self.index_dir))
         self.embedder = make_embedder(embedder)
         fresh = not (self.index_dir / DB_NAME).exists()
         self.store = Store(self.index_dir, embedder_name=self.embedder.name)

@@ -24,7 +24,8 @@ class _Parser(argparse.ArgumentParser):
 def _add_index_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", metavar="DIR", help="index folder (default: $RAG_INDEX or ./index of the project)")
     p.add_argument("--embedder", metavar="NAME_OR_PATH",
-                   help="sentence-transformers model (default: the packaged all-MiniLM-L6-v2)")
+                   help="all-MiniLM-L6-v2-int8 (ONNX), all-MiniLM-L6-v2 (PyTorch) or a sentence-transformers "
+                        "model (default: int8 where onnxruntime is installed; an index keeps its own)")
 
 
 def add_llm_options(p: argparse.ArgumentParser) -> None:

@@ -2,8 +2,9 @@
 
 Work is committed one batch at a time (one SQLite transaction each), so an interrupted ingest
 keeps every finished batch and loses only the one in flight. Memory stays bounded by the batch
-size whatever the corpus size, because files are read lazily and vectors are written as soon as
-a batch is full.
+size whatever the number of files, because files are read one at a time and a batch is written
+as soon as it is full (also in the middle of a large JSONL or CSV file). The FAISS file is
+written once at the end (``Store.checkpoint``), not after every batch.
 """
 
 from __future__ import annotations
@@ -65,9 +66,9 @@ class Indexer:
                     batch_hashes.add(ps.content_hash)
                     pending.append((ps, replace, item))
                     pending_chunks += max(1, len(ps.article.text) // 700)
-            if pending_chunks >= self.batch_chunks:
-                self._flush(pending)
-                pending, pending_chunks, batch_hashes = [], 0, set()
+                if pending_chunks >= self.batch_chunks:  # also inside one big JSONL/CSV file
+                    self._flush(pending)
+                    pending, pending_chunks, batch_hashes = [], 0, set()
             if bar is not None:
                 bar.update(1)
             elif callable(progress):
@@ -76,6 +77,7 @@ class Indexer:
             self._flush(pending)
         if bar is not None:
             bar.close()
+        self.store.checkpoint()
         report.seconds = time.perf_counter() - t0
         return report
 

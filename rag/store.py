@@ -2,15 +2,29 @@
 
 SQLite (WAL, one transaction per ingest batch) holds articles, chunks, their embeddings as
 float32 blobs, an FTS5 table for BM25 and a meta table (embedder, dimension, schema version,
-generation). Every committed batch bumps the generation. The FAISS index is written as
-``faiss-<generation>.index`` through a temp file and an atomic rename, so a reader either finds
-the file for the current generation or rebuilds it from the stored embeddings: a crash at any
-point leaves an index that opens and answers from everything committed.
+generation). Every committed batch bumps the generation; each chunk row records the generation
+that added it, and a small log records the chunk ids each generation removed.
+
+The FAISS index lives in memory and follows every batch incrementally (add and remove by chunk
+id). It is written to ``faiss-<generation>.index`` (temp file, then an atomic rename) only at
+checkpoints: at the end of an ``add`` or ``remove`` call, and during a long ingest once enough
+has changed. A reader whose file is older than SQLite's generation catches up from the chunk
+generations and the removal log instead of rebuilding, and rebuilds from the stored embeddings
+only when the file is missing, unreadable or too old for the log. So a crash at any point
+leaves an index that opens and answers from everything committed, and no batch rewrites the
+whole file.
+
+The FAISS type follows the size: exact inner product (``IndexFlatIP`` in an ``IndexIDMap2``)
+up to ``FaissConfig.exact_max`` vectors, above that an inverted file with 8-bit scalar
+quantisation (IVF-SQ8: a quarter of the memory, supports removal, recall@10 >= 0.97 against
+exact search at the default probes). Files are memory-mapped when opened for searching.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -26,7 +40,7 @@ from .models import Article, ArticleInfo, Chunk, IndexStats
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "rag.sqlite3"
 
 _SCHEMA = """
@@ -48,12 +62,21 @@ CREATE TABLE IF NOT EXISTS chunks (
     start INTEGER NOT NULL,
     "end" INTEGER NOT NULL,
     text TEXT NOT NULL,
-    embedding BLOB NOT NULL
+    embedding BLOB NOT NULL,
+    gen INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     text, title, tokenize = 'porter unicode61 remove_diacritics 2'
 );
+"""
+
+# Schema 2: which generation added each chunk, and which chunk ids each generation removed,
+# so that a FAISS file of an older generation can be brought up to date without a rebuild.
+_SCHEMA_2 = """
+CREATE INDEX IF NOT EXISTS chunks_gen ON chunks(gen);
+CREATE TABLE IF NOT EXISTS removed_chunks (chunk_id INTEGER NOT NULL, gen INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS removed_chunks_gen ON removed_chunks(gen);
 """
 
 
@@ -67,16 +90,87 @@ class NewArticle:
     vectors: np.ndarray
 
 
-def _faiss():
+@dataclass(frozen=True)
+class FaissConfig:
+    """How the dense index is built, searched and written.
+
+    Attributes:
+        exact_max: up to this many vectors the search is exact (flat inner product); above it,
+            IVF-SQ8. An IVF index goes back to exact below half of it.
+        nprobe: inverted lists searched per query; None: ``nlist // 16``, within 32..256.
+        retrain_growth: an IVF index is rebuilt (new centroids, more lists) once the number
+            of lists it should have reaches this multiple of the lists it has.
+        checkpoint_min, checkpoint_fraction: during an ingest, the file is rewritten once this
+            many vectors (and this fraction of the index) changed since it was last written.
+        mmap: memory-map files opened for searching (where the index type supports it).
+        threads: OpenMP threads for FAISS (None: the embedder's default, at most 4).
+    """
+
+    exact_max: int = 50_000
+    nprobe: int | None = None
+    retrain_growth: int = 4
+    checkpoint_min: int = 5_000
+    checkpoint_fraction: float = 0.05
+    mmap: bool = True
+    threads: int | None = None
+
+
+def nlist_for(n: int) -> int:
+    """Inverted lists for ``n`` vectors: the power of two nearest 4*sqrt(n), within 64..65536."""
+    return int(min(65536, max(64, 2 ** round(math.log2(max(1.0, 4 * math.sqrt(n)))))))
+
+
+_faiss_threads_set = False
+
+
+def _faiss(threads: int | None = None):
+    global _faiss_threads_set
     import faiss
 
+    if not _faiss_threads_set:
+        from .embed import default_threads
+
+        faiss.omp_set_num_threads(threads or default_threads())
+        _faiss_threads_set = True
     return faiss
+
+
+def _guard(method):
+    """Turns a damaged database ("malformed", "not a database") into IndexCorruptError."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as e:
+            if type(e) is not sqlite3.DatabaseError:  # locked, constraint, ...: not damage
+                raise
+            raise IndexCorruptError(f"{self.db_path}: the index is damaged ({e})") from None
+
+    return wrapper
+
+
+def stored_embedder(index_dir: str | Path) -> str | None:
+    """The embedder name recorded in an index folder, read without opening it for writing."""
+    path = Path(index_dir).expanduser() / DB_NAME
+    if not path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'embedder'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None  # opening the Store reports the problem properly
+    return row[0] if row else None
 
 
 class Store:
     """One index folder. Thread-safe for one process: writes are serialised by a lock."""
 
-    def __init__(self, index_dir: str | Path, *, embedder_name: str, create: bool = True) -> None:
+    def __init__(self, index_dir: str | Path, *, embedder_name: str, create: bool = True,
+                 faiss: FaissConfig | None = None) -> None:
         self.dir = Path(index_dir).expanduser()
         if self.dir.exists() and not self.dir.is_dir():
             raise IndexCorruptError(f"{self.dir}: index path exists and is not a folder")
@@ -85,9 +179,12 @@ class Store:
             raise IndexCorruptError(f"{self.dir}: no index here (no {DB_NAME})")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.embedder_name = embedder_name
+        self.faiss_config = faiss or FaissConfig()
         self._lock = threading.RLock()
         self._faiss_index = None
         self._faiss_gen = -1
+        self._faiss_mmapped = False
+        self._file_gen = -1  # generation of the newest FAISS file known to be on disk
         self._article_cache: dict[str, Article] = {}
         try:
             self.db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
@@ -117,16 +214,30 @@ class Store:
             with self._tx():
                 self._set_meta("schema_version", SCHEMA_VERSION)
                 self._set_meta("generation", 0)
+                self._set_meta("log_floor", 0)
         elif int(version) > SCHEMA_VERSION:
             raise IndexCorruptError(
                 f"{self.db_path}: index schema version {version} is newer than this program ({SCHEMA_VERSION})"
             )
+        elif int(version) < SCHEMA_VERSION:
+            self._migrate(int(version))
+        self.db.executescript(_SCHEMA_2)
         stored = self._meta("embedder")
         if stored is not None and stored != self.embedder_name:
             raise EmbedderMismatchError(
                 f"{self.dir}: index was built with embedder '{stored}', not '{self.embedder_name}'; "
                 "use the same embedder or a new index folder"
             )
+
+    def _migrate(self, version: int) -> None:
+        """Schema 1 -> 2: chunks get their generation; the removal log starts now."""
+        with self._tx():
+            cols = {r[1] for r in self.db.execute("PRAGMA table_info(chunks)")}
+            if "gen" not in cols:
+                self.db.execute("ALTER TABLE chunks ADD COLUMN gen INTEGER NOT NULL DEFAULT 0")
+            self._set_meta("log_floor", self.generation)
+            self._set_meta("schema_version", SCHEMA_VERSION)
+        log.info("%s: index schema %d upgraded to %d", self.db_path, version, SCHEMA_VERSION)
 
     def check_dimension(self, dim: int) -> None:
         """Called once the embedder has loaded: a dimension change is a different embedder."""
@@ -160,11 +271,13 @@ class Store:
 
     # ------------------------------------------------------------------ articles
 
+    @_guard
     def lookup_source(self, source: str) -> tuple[str, str] | None:
         """(article id, content hash) stored for a source, if any."""
         row = self.db.execute("SELECT id, hash FROM articles WHERE source = ?", (source,)).fetchone()
         return (row[0], row[1]) if row else None
 
+    @_guard
     def lookup_hash(self, content_hash: str) -> str | None:
         row = self.db.execute("SELECT id FROM articles WHERE hash = ?", (content_hash,)).fetchone()
         return row[0] if row else None
@@ -178,20 +291,25 @@ class Store:
             n += 1
         return f"{wanted}-{n}"
 
+    @_guard
     def write_batch(self, items: Sequence[NewArticle], *, replace: Iterable[str] = ()) -> dict[str, str]:
         """Stores a batch in one transaction (replacing the given article ids first).
 
+        The FAISS index in memory follows; the file is rewritten only when a checkpoint is due.
         Returns the final article id for each source (ids are made unique here).
         """
-        if not items and not list(replace):
+        replace = list(replace)
+        if not items and not replace:
             return {}
         ids: dict[str, str] = {}
-        added: list[tuple[int, np.ndarray]] = []
+        added_ids: list[int] = []
+        added_vecs: list[np.ndarray] = []
         with self._lock:
-            removed = []
+            removed: list[int] = []
             with self._tx():
+                gen = self.generation + 1
                 for aid in replace:
-                    removed.extend(self._delete_article(aid))
+                    removed.extend(self._delete_article(aid, gen))
                 for item in items:
                     a = item.article
                     if item.vectors.shape[0] != len(item.chunks):
@@ -209,39 +327,46 @@ class Store:
                     vecs = np.ascontiguousarray(item.vectors, dtype=np.float32)
                     for ch, vec in zip(item.chunks, vecs):
                         cur = self.db.execute(
-                            'INSERT INTO chunks(article_id, ordinal, start, "end", text, embedding) VALUES (?,?,?,?,?,?)',
-                            (aid, ch.ordinal, ch.start, ch.end, ch.text, vec.tobytes()),
+                            'INSERT INTO chunks(article_id, ordinal, start, "end", text, embedding, gen) '
+                            "VALUES (?,?,?,?,?,?,?)",
+                            (aid, ch.ordinal, ch.start, ch.end, ch.text, vec.tobytes(), gen),
                         )
                         cid = int(cur.lastrowid)
                         self.db.execute(
                             "INSERT INTO chunks_fts(rowid, text, title) VALUES (?, ?, ?)", (cid, ch.text, a.title)
                         )
-                        added.append((cid, vec))
-                gen = self.generation + 1
+                        added_ids.append(cid)
+                        added_vecs.append(vec)
                 self._set_meta("generation", gen)
-            self._update_faiss(added, removed, gen)
+            vecs = np.stack(added_vecs) if added_vecs else None
+            self._follow(np.array(added_ids, dtype=np.int64), vecs, removed, gen)
+            self.checkpoint(final=False)
         return ids
 
-    def _delete_article(self, article_id: str) -> list[int]:
+    def _delete_article(self, article_id: str, gen: int) -> list[int]:
         chunk_ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE article_id = ?", (article_id,))]
         self.db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(c,) for c in chunk_ids])
+        self.db.executemany("INSERT INTO removed_chunks(chunk_id, gen) VALUES (?, ?)", [(c, gen) for c in chunk_ids])
         self.db.execute("DELETE FROM chunks WHERE article_id = ?", (article_id,))
         self.db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
         self._article_cache.pop(article_id, None)
         return chunk_ids
 
+    @_guard
     def remove(self, article_id: str) -> bool:
         """Removes an article and its chunks; False if there is no such article."""
         with self._lock:
             if not self.db.execute("SELECT 1 FROM articles WHERE id = ?", (article_id,)).fetchone():
                 return False
             with self._tx():
-                removed = self._delete_article(article_id)
                 gen = self.generation + 1
+                removed = self._delete_article(article_id, gen)
                 self._set_meta("generation", gen)
-            self._update_faiss([], removed, gen)
+            self._follow(np.zeros(0, dtype=np.int64), None, removed, gen)
+            self.checkpoint()
             return True
 
+    @_guard
     def list_articles(self) -> list[ArticleInfo]:
         rows = self.db.execute(
             "SELECT a.id, a.title, a.date, a.source, COUNT(c.id) FROM articles a "
@@ -249,6 +374,7 @@ class Store:
         ).fetchall()
         return [ArticleInfo(*r) for r in rows]
 
+    @_guard
     def article(self, article_id: str) -> Article:
         a = self._article_cache.get(article_id)
         if a is None:
@@ -261,11 +387,13 @@ class Store:
             self._article_cache[article_id] = a
         return a
 
+    @_guard
     def count(self) -> tuple[int, int]:
         a = self.db.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
         c = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         return int(a), int(c)
 
+    @_guard
     def chunks(self, ids: Sequence[int]) -> dict[int, Chunk]:
         if not ids:
             return {}
@@ -275,6 +403,7 @@ class Store:
         ).fetchall()
         return {r[0]: Chunk(*r) for r in rows}
 
+    @_guard
     def chunk_ids_in_range(self, since: str | None, until: str | None) -> np.ndarray:
         where, args = _date_where(since, until)
         rows = self.db.execute(
@@ -295,6 +424,7 @@ class Store:
 
     # ------------------------------------------------------------------ lexical
 
+    @_guard
     def lexical_search(self, match: str, n: int, since: str | None = None,
                        until: str | None = None) -> list[tuple[int, float]]:
         """BM25 over chunk text (title weighted lower); (chunk id, -bm25) best first."""
@@ -313,43 +443,108 @@ class Store:
             return []
         return [(int(r[0]), -float(r[1])) for r in rows]
 
-    # ------------------------------------------------------------------ dense
+    # ------------------------------------------------------------------ dense: files
 
     def _faiss_path(self, gen: int) -> Path:
         return self.dir / f"faiss-{gen}.index"
 
-    def faiss_index(self):
-        """The FAISS index for the current generation: loaded, or rebuilt if missing/stale/corrupt."""
-        with self._lock:
-            gen = self.generation
-            if self._faiss_index is not None and self._faiss_gen == gen:
-                return self._faiss_index
-            path = self._faiss_path(gen)
-            index = None
-            if path.exists():
-                try:
-                    index = _faiss().read_index(str(path))
-                    if index.ntotal != self.count()[1]:
-                        log.warning("%s: %d vectors, %d chunks; rebuilding", path, index.ntotal, self.count()[1])
-                        index = None
-                except RuntimeError as e:
-                    log.warning("%s is unreadable (%s); rebuilding it from SQLite", path, e)
-                    index = None
-            if index is None:
-                index = self._rebuild(gen)
-            self._faiss_index, self._faiss_gen = index, gen
-            return index
+    def _faiss_files(self) -> list[tuple[int, Path]]:
+        """FAISS files on disk, newest generation first."""
+        out = [(_file_gen(f), f) for f in self.dir.glob("faiss-*.index")]
+        return sorted(((g, f) for g, f in out if g >= 0), reverse=True)
 
-    def _new_index(self, dim: int):
+    def _read_faiss(self, path: Path, *, mmap: bool):
+        faiss = _faiss(self.faiss_config.threads)
+        flags = 0
+        if mmap and self.faiss_config.mmap:
+            with open(path, "rb") as fh:
+                magic = fh.read(4)
+            # IVF files map their inverted lists; flat files map their vectors.
+            flags = faiss.IO_FLAG_MMAP if magic.startswith(b"Iw") else faiss.IO_FLAG_MMAP_IFC
+        index = faiss.read_index(str(path), flags)
+        if index.d != self.dimension:
+            raise RuntimeError(f"dimension {index.d}, expected {self.dimension}")
+        self._tune(index)
+        return index, bool(flags)
+
+    def _write_faiss(self, index, gen: int) -> None:
+        faiss = _faiss(self.faiss_config.threads)
+        final = self._faiss_path(gen)
+        tmp = self.dir / f"{final.name}.tmp{os.getpid()}"
+        faiss.write_index(index, str(tmp))
+        os.replace(tmp, final)
+        self._file_gen = gen
+        for old in self.dir.glob("faiss-*.index*"):
+            if ".tmp" in old.name:
+                if _pid_alive(old.name.rsplit(".tmp", 1)[1]):
+                    continue  # another process is writing it right now
+            elif old == final or _file_gen(old) >= gen:
+                continue  # a newer file written by another process stays
+            try:
+                old.unlink()
+            except OSError:
+                pass
+
+    # ------------------------------------------------------------------ dense: index types
+
+    def _tune(self, index) -> None:
         faiss = _faiss()
-        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        ivf = faiss.try_extract_index_ivf(index)
+        if ivf is not None:
+            ivf.nprobe = self._nprobe(ivf.nlist)
 
-    def _rebuild(self, gen: int):
+    def _nprobe(self, nlist: int) -> int:
+        if self.faiss_config.nprobe:
+            return min(nlist, self.faiss_config.nprobe)
+        return min(nlist, max(32, min(256, nlist // 16)))
+
+    def _wanted_type(self, n: int, index=None) -> str | None:
+        """"flat" or "ivf" when ``index`` should be rebuilt as that type for ``n`` vectors, else None."""
+        faiss = _faiss()
+        ivf = faiss.try_extract_index_ivf(index) if index is not None else None
+        if ivf is None:
+            return "ivf" if n > self.faiss_config.exact_max else None
+        if n < self.faiss_config.exact_max // 2:
+            return "flat"
+        if nlist_for(n) >= self.faiss_config.retrain_growth * ivf.nlist:
+            return "ivf"
+        return None
+
+    def _build(self, kind: str, n: int):
+        """An empty index of ``kind``, trained on a sample of the stored vectors for IVF."""
+        faiss = _faiss(self.faiss_config.threads)
         dim = self.dimension
-        if dim is None:
-            return None
-        index = self._new_index(dim)
-        cur = self.db.execute("SELECT id, embedding FROM chunks ORDER BY id")
+        if kind == "flat":
+            return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        nlist = min(nlist_for(n), max(1, n // 39))
+        index = faiss.IndexIVFScalarQuantizer(
+            faiss.IndexFlatIP(dim), dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+        )
+        index.cp.niter = 10
+        index.cp.max_points_per_centroid = 64
+        all_ids = np.array([r[0] for r in self.db.execute("SELECT id FROM chunks")], dtype=np.int64)
+        rng = np.random.default_rng(0)
+        sample = np.sort(rng.choice(all_ids, size=min(len(all_ids), nlist * 64), replace=False))
+        index.train(self._vectors_for(sample))
+        self._tune(index)
+        return index
+
+    def _vectors_for(self, ids: np.ndarray) -> np.ndarray:
+        dim = self.dimension
+        out = np.empty((len(ids), dim), dtype=np.float32)
+        for s in range(0, len(ids), 900):
+            part = [int(i) for i in ids[s: s + 900]]
+            q = ",".join("?" * len(part))
+            rows = dict(self.db.execute(f"SELECT id, embedding FROM chunks WHERE id IN ({q})", part).fetchall())
+            for j, cid in enumerate(part):
+                out[s + j] = np.frombuffer(rows[cid], dtype=np.float32)
+        return out
+
+    def _add_stored(self, index, since_gen: int | None) -> None:
+        """Adds the stored vectors (those of generations after ``since_gen``) in blocks."""
+        dim = self.dimension
+        sql = "SELECT id, embedding FROM chunks" + (" WHERE gen > ?" if since_gen is not None else "")
+        cur = self.db.execute(sql + " ORDER BY id", () if since_gen is None else (since_gen,))
         while True:
             rows = cur.fetchmany(10000)
             if not rows:
@@ -357,60 +552,197 @@ class Store:
             ids = np.array([r[0] for r in rows], dtype=np.int64)
             vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
             index.add_with_ids(vecs, ids)
+
+    def _rebuild(self, gen: int, kind: str | None = None):
+        """A new index from every stored vector, written as the file for ``gen``."""
+        dim = self.dimension
+        if dim is None:
+            return None
+        n = self.count()[1]
+        kind = kind or ("ivf" if n > self.faiss_config.exact_max else "flat")
+        t0 = time.perf_counter()
+        index = self._build(kind, n)
+        self._add_stored(index, None)
         self._write_faiss(index, gen)
+        log.info("%s: rebuilt the %s index of %d vectors in %.1fs", self.dir, kind, n, time.perf_counter() - t0)
         return index
 
-    def _write_faiss(self, index, gen: int) -> None:
-        faiss = _faiss()
-        final = self._faiss_path(gen)
-        tmp = final.with_suffix(f".tmp{os.getpid()}")
-        faiss.write_index(index, str(tmp))
-        os.replace(tmp, final)
-        for old in self.dir.glob("faiss-*.index*"):
-            if old != final:
-                try:
-                    old.unlink()
-                except OSError:
-                    pass
+    # ------------------------------------------------------------------ dense: following SQLite
 
-    def _update_faiss(self, added: list[tuple[int, np.ndarray]], removed: list[int], gen: int) -> None:
-        index = self._faiss_index if self._faiss_gen == gen - 1 else None
+    def _writable(self):
+        """The in-memory index, re-read without memory mapping if it was mapped (mapped = read-only)."""
+        if self._faiss_mmapped and self._faiss_index is not None:
+            path = self._faiss_path(self._faiss_gen)
+            try:
+                self._faiss_index, self._faiss_mmapped = self._read_faiss(path, mmap=False)
+            except (RuntimeError, OSError):
+                self._faiss_index, self._faiss_gen, self._faiss_mmapped = None, -1, False
+        return self._faiss_index
+
+    def _catch_up(self, index, from_gen: int) -> None:
+        removed = [r[0] for r in self.db.execute("SELECT chunk_id FROM removed_chunks WHERE gen > ?", (from_gen,))]
+        if removed:
+            index.remove_ids(np.array(removed, dtype=np.int64))
+        self._add_stored(index, from_gen)
+
+    def _log_floor(self) -> int:
+        return int(self._meta("log_floor") or 0)
+
+    def faiss_index(self):
+        """The FAISS index for the current generation: in memory, read from disk and brought up to
+        date from SQLite, or rebuilt from the stored embeddings if no usable file exists."""
+        with self._lock:
+            return self._faiss_current()
+
+    @_guard
+    def _faiss_current(self):
+        gen = self.generation
+        if self._faiss_index is not None and self._faiss_gen == gen:
+            return self._faiss_index
+        n_chunks = self.count()[1]
+        floor = self._log_floor()
+        index, index_gen = None, -1
+        files = self._faiss_files()
+        exact = [p for g, p in files if g == gen]
+        if exact:  # someone wrote the current file: map it
+            try:
+                index, self._faiss_mmapped = self._read_faiss(exact[0], mmap=True)
+                index_gen = gen
+                self._file_gen = gen
+            except (RuntimeError, OSError) as e:
+                log.warning("%s is unreadable (%s); rebuilding it from SQLite", exact[0], e)
+        if index is None and self._faiss_index is not None and floor <= self._faiss_gen < gen:
+            index, index_gen = self._writable(), self._faiss_gen
         if index is None:
-            self._faiss_index, self._faiss_gen = None, -1
-            self.faiss_index()  # rebuild lazily from SQLite
+            for g, p in files:
+                if floor <= g < gen:
+                    try:
+                        index, _ = self._read_faiss(p, mmap=False)
+                        self._faiss_mmapped = False
+                        index_gen = self._file_gen = g
+                        break
+                    except (RuntimeError, OSError) as e:
+                        log.warning("%s is unreadable (%s)", p, e)
+        caught_up = 0
+        if index is not None and index_gen < gen:
+            caught_up = self._pending_since(index_gen)
+            self._catch_up(index, index_gen)
+        if index is not None and index.ntotal != n_chunks:
+            log.warning("%s: FAISS has %d vectors, SQLite %d chunks; rebuilding", self.dir, index.ntotal, n_chunks)
+            index = None
+        elif caught_up >= self.faiss_config.checkpoint_min:
+            self._write_faiss(index, gen)  # spare the next reader the same catch-up
+        if index is None:
+            index = self._rebuild(gen)
+            self._faiss_mmapped = False
+        self._faiss_index, self._faiss_gen = index, gen
+        return index
+
+    def _follow(self, ids: np.ndarray, vecs: np.ndarray | None, removed: list[int], gen: int) -> None:
+        """Applies a committed batch to the in-memory index (or leaves it for a catch-up)."""
+        if self._faiss_index is None or self._faiss_gen != gen - 1:
+            self._faiss_current()
+            return
+        index = self._writable()
+        if index is None:
+            self._faiss_current()
             return
         if removed:
             index.remove_ids(np.array(removed, dtype=np.int64))
-        if added:
-            ids = np.array([a[0] for a in added], dtype=np.int64)
-            vecs = np.stack([a[1] for a in added]).astype(np.float32)
-            index.add_with_ids(vecs, ids)
-        self._write_faiss(index, gen)
-        self._faiss_index, self._faiss_gen = index, gen
+        if vecs is not None and len(ids):
+            index.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32), ids)
+        self._faiss_gen = gen
+
+    def checkpoint(self, *, final: bool = True) -> bool:
+        """Writes the FAISS file for the current generation if it is due; True if written.
+
+        ``final`` (the end of an ``add`` or ``remove`` call): due whenever something changed, or
+        for large indexes once ``checkpoint_min`` vectors changed. Otherwise (between batches):
+        due once ``checkpoint_min`` and ``checkpoint_fraction`` of the index changed. An index that
+        outgrew its type is rebuilt here. Writing prunes the removal log up to that generation.
+        """
+        cfg = self.faiss_config
+        with self._lock:
+            index = self._faiss_current()
+            if index is None:
+                return False
+            gen = self._faiss_gen
+            kind = self._wanted_type(index.ntotal, index)
+            if kind is not None:
+                index = self._rebuild(gen, kind)
+                self._faiss_index, self._faiss_mmapped = index, False
+            elif self._file_gen == gen:
+                return False
+            else:
+                pending = self._pending_since(self._file_gen)
+                large = index.ntotal > cfg.exact_max
+                if final:
+                    due = pending > 0 and (not large or pending >= cfg.checkpoint_min)
+                else:
+                    due = pending >= max(cfg.checkpoint_min, cfg.checkpoint_fraction * index.ntotal)
+                if not due:
+                    return False
+                self._write_faiss(index, gen)
+            with self._tx():
+                self.db.execute("DELETE FROM removed_chunks WHERE gen <= ?", (gen,))
+                self._set_meta("log_floor", gen)
+            return True
+
+    def _pending_since(self, gen: int) -> int:
+        """Vectors added or removed after generation ``gen`` (everything if no file is known)."""
+        if gen < 0:
+            return int(self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]) or 1
+        added = self.db.execute("SELECT COUNT(*) FROM chunks WHERE gen > ?", (gen,)).fetchone()[0]
+        removed = self.db.execute("SELECT COUNT(*) FROM removed_chunks WHERE gen > ?", (gen,)).fetchone()[0]
+        return int(added) + int(removed)
+
+    # ------------------------------------------------------------------ dense: search
 
     def dense_search(self, qvec: np.ndarray, n: int, since: str | None = None,
                      until: str | None = None) -> list[tuple[int, float]]:
         """Inner-product top-n; (chunk id, cosine) best first."""
-        index = self.faiss_index()
-        if index is None or index.ntotal == 0:
-            return []
-        q = np.ascontiguousarray(qvec.reshape(1, -1), dtype=np.float32)
-        if q.shape[1] != index.d:
-            raise EmbedderMismatchError(f"{self.dir}: query vector dimension {q.shape[1]} != index {index.d}")
-        params = None
-        if since or until:
-            faiss = _faiss()
-            allowed = self.chunk_ids_in_range(since, until)
-            if allowed.size == 0:
+        with self._lock:
+            index = self._faiss_current()
+            if index is None or index.ntotal == 0:
                 return []
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
-        k = min(n, index.ntotal)
-        scores, ids = index.search(q, k, params=params) if params else index.search(q, k)
+            q = np.ascontiguousarray(qvec.reshape(1, -1), dtype=np.float32)
+            if q.shape[1] != index.d:
+                raise EmbedderMismatchError(f"{self.dir}: query vector dimension {q.shape[1]} != index {index.d}")
+            faiss = _faiss()
+            params = None
+            ivf = faiss.try_extract_index_ivf(index)
+            if since or until:
+                allowed = self.chunk_ids_in_range(since, until)
+                if allowed.size == 0:
+                    return []
+                sel = faiss.IDSelectorBatch(allowed)
+                params = (faiss.SearchParametersIVF(sel=sel, nprobe=ivf.nprobe) if ivf is not None
+                          else faiss.SearchParameters(sel=sel))
+            k = min(n, index.ntotal)
+            scores, ids = index.search(q, k, params=params) if params else index.search(q, k)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
     def close(self) -> None:
         with self._lock:
             self.db.close()
+
+
+def _file_gen(path: Path) -> int:
+    """The generation in a ``faiss-<generation>.index`` name; -1 for anything else."""
+    try:
+        return int(path.name.removeprefix("faiss-").split(".", 1)[0])
+    except ValueError:
+        return -1
+
+
+def _pid_alive(text: str) -> bool:
+    try:
+        os.kill(int(text), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # pragma: no cover - another user's process
+        return True
+    return int(text) != os.getpid()
 
 
 def _date_where(since: str | None, until: str | None) -> tuple[str, list[str]]:
