@@ -245,7 +245,9 @@ def wanted(query: Query, voc: Vocabulary | None = None) -> tuple[str, str | None
 RARITY_FLOOR = 0.4  # weight of a word found in every passage of the index, relative to a rare one
 
 
-def frame(query: Query) -> Frame:
+def frame(query: Query, rarity_floor: float = RARITY_FLOOR) -> Frame:
+    """The question's frame; ``rarity_floor`` is the weight of a word every passage has (1 = no
+    rarity weighting)."""
     voc = vocabulary()
     want, head = wanted(query, voc)
     raw = query.text
@@ -267,7 +269,7 @@ def frame(query: Query) -> Frame:
         s = stem(t)
         syn = frozenset(x for y in st for x in voc.synonyms.get(y, ()))
         rare = query.rarity.get(t)
-        scale = 1.0 if rare is None else RARITY_FLOOR + (1 - RARITY_FLOOR) * 2 * rare
+        scale = 1.0 if rare is None else rarity_floor + (1 - rarity_floor) * 2 * rare
         if (capital and t != first) or any(ch.isdigit() for ch in t):
             terms.append(_Term(t, st, syn, 1.5 * scale, True))
         elif s in head_stems:
@@ -417,14 +419,17 @@ class ExtractiveAnswerer:
         weights: how a sentence's score is made up.
         bridge_coverage: the least coverage of a description sentence to follow a bridge name.
         strong_span: a description sentence whose span scores this much answers by itself.
+        rarity_floor: weight of a question word that every passage has, relative to a rare one
+            (1 = all words weigh the same).
     """
 
     mode = "extractive"
 
     def __init__(self, *, min_coverage: float = 0.36, min_score: float = 0.55, max_citations: int = 2,
                  weights: ScoreWeights | None = None, bridge_coverage: float = 0.45,
-                 strong_span: float = 5.0) -> None:
+                 strong_span: float = 5.0, rarity_floor: float = RARITY_FLOOR) -> None:
         self.min_coverage = min_coverage
+        self.rarity_floor = rarity_floor
         self.bridge_coverage = bridge_coverage
         self.strong_span = strong_span
         self.min_score = min_score
@@ -595,7 +600,7 @@ class ExtractiveAnswerer:
 
         ``extra`` = (bridge stems, stems covered by the bridge sentence) for the second hop.
         """
-        fr = fr or frame(query)
+        fr = fr or frame(query, self.rarity_floor)
         qlow = query.text.lower()
         past_q = bool(_PAST_Q.search(query.text))
         out: list[_Candidate] = []
@@ -696,7 +701,7 @@ class ExtractiveAnswerer:
 
     def select(self, query: Query, passages: list[Passage], fr: Frame | None = None) -> list[_Candidate]:
         """The sentences an answer would cite, lead first (before the abstention rule)."""
-        fr = fr or frame(query)
+        fr = fr or frame(query, self.rarity_floor)
         cands = self.candidates(query, passages, fr)
         if not cands:
             return []
@@ -726,7 +731,7 @@ class ExtractiveAnswerer:
 
     def answer(self, query: Query, passages: list[Passage]) -> Answer:
         t0 = time.perf_counter()
-        fr = frame(query)
+        fr = frame(query, self.rarity_floor)
         chosen = self.select(query, passages, fr)
         if not chosen or not self._acceptable(chosen[0], fr):
             return self._abstain(query, passages, t0)

@@ -21,7 +21,8 @@ from .indexer import Indexer, Progress
 from .llm import LlamaCppAnswerer, LLMSettings, resolve_model
 from .ingest import normalise_date
 from .models import Answer, ArticleInfo, IndexStats, IngestReport, Passage
-from .retrieve import RetrievalConfig, Retriever, analyse
+from .rerank import CrossEncoderReranker, make_reranker
+from .retrieve import RetrievalConfig, Retriever
 from .store import DB_NAME, Store, stored_embedder
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +66,9 @@ class Assistant:
         llm: context size, threads, answer length and temperature for ``model``
             (an ``rag.llm.LLMSettings``).
         top_k: passages retrieved per question.
+        retrieval: fusion settings (``rag.retrieve.RetrievalConfig``).
+        reranker: a sentence-transformers CrossEncoder (local path, or a name already in the
+            Hugging Face cache) that reorders the fused passages; default: none.
         quiet: do not print first-use messages to stderr.
     """
 
@@ -79,6 +83,7 @@ class Assistant:
         llm: LLMSettings | None = None,
         top_k: int = 5,
         retrieval: RetrievalConfig | None = None,
+        reranker: str | Path | CrossEncoderReranker | None = None,
         quiet: bool = False,
     ) -> None:
         if top_k < 1:
@@ -95,7 +100,7 @@ class Assistant:
         self.embedder = make_embedder(embedder)
         fresh = not (self.index_dir / DB_NAME).exists()
         self.store = Store(self.index_dir, embedder_name=self.embedder.name)
-        self.retriever = Retriever(self.store, self.embedder, retrieval)
+        self.retriever = Retriever(self.store, self.embedder, retrieval, reranker=make_reranker(reranker))
         self.answerer: Answerer = answerer or ExtractiveAnswerer()
         self.top_k = top_k
         self.quiet = quiet

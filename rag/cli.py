@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--until", metavar="YYYY-MM-DD", help="only articles dated on or before this day")
     ask.add_argument("--json", action="store_true", help="print the Answer as JSON")
     ask.add_argument("--verbose", "-v", action="store_true", help="also print retrieved passages and timings")
+    ask.add_argument("--reranker", metavar="NAME_OR_PATH",
+                     help="a sentence-transformers CrossEncoder to rerank passages (default: none)")
     add_llm_options(ask)
 
     chat = sub.add_parser("chat", help="serve the chat page (Gradio) at http://127.0.0.1:7860")
@@ -118,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a sentence-transformers CrossEncoder to rerank passages (default: none)")
     ev.add_argument("--json", action="store_true", help="print the full report as JSON")
     ev.add_argument("--verbose", "-v", action="store_true", help="list every question, not only the misses")
+    add_llm_options(ev)
     return parser
 
 
@@ -166,7 +169,7 @@ def print_answer(answer, out=None, *, verbose: bool = False, text: bool = True) 
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    assistant = _assistant(args, top_k=args.top_k, **llm_kwargs(args))
+    assistant = _assistant(args, top_k=args.top_k, reranker=args.reranker, **llm_kwargs(args))
     if args.json or assistant.answerer.mode != "llm":
         answer = assistant.ask(args.question, since=args.since, until=args.until)
         if args.json:
@@ -262,11 +265,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
     records = load_records(args.qa)
-    embedder = make_embedder(args.embedder)
-    index = args.index or (eval_index_dir(args.corpus, embedder.name) if args.corpus else None)
-    extra = {"reranker": args.reranker} if args.reranker else {}
+    embedder = args.embedder
+    index = args.index
+    if index is None and args.corpus:
+        embedder = make_embedder(args.embedder)  # the cache folder is keyed by the embedder's name
+        index = eval_index_dir(args.corpus, embedder.name)
     assistant = Assistant(index, embedder=embedder, seed=False if args.corpus else None,
-                          top_k=args.top_k, quiet=True, **extra)
+                          top_k=args.top_k, quiet=True, reranker=args.reranker, **llm_kwargs(args))
     assistant.retriever.config = replace(assistant.retriever.config, mode=args.retrieval)
     if args.corpus:
         if sys.stderr.isatty():

@@ -112,6 +112,7 @@ class QuestionResult:
     gold_rank: int | None
     answer_rank: int | None
     hit: bool
+    lead: bool  # the answer's lead (short answer, else first line) holds an accepted answer
     abstained: bool
     citations: int
     good_citations: int
@@ -142,9 +143,11 @@ def score_question(record: QARecord, answer: Answer, passages: Sequence[Passage]
         if doc_name(c.source).lower() in gold or (record.answers and contains_answer(c.quote, record.answers)):
             good += 1
     hit = bool(record.answers) and not answer.abstained and contains_answer(answer.text, record.answers)
+    lead_text = answer.short_answer or (answer.text.strip().splitlines() or [""])[0]
+    lead = hit and contains_answer(lead_text, record.answers)
     return QuestionResult(
         id=record.id, question=record.question, kind=record.kind, style=record.style,
-        answerable=record.answerable, gold_rank=gold_rank, answer_rank=answer_rank, hit=hit,
+        answerable=record.answerable, gold_rank=gold_rank, answer_rank=answer_rank, hit=hit, lead=lead,
         abstained=answer.abstained, citations=len(answer.citations), good_citations=good,
         latency_ms=latency_ms, answer=answer.text, cited=[doc_name(c.source) for c in answer.citations],
     )
@@ -169,6 +172,7 @@ class Metrics:
     gold_at_10: float | None
     answer_at_5: float | None
     answer_hit: float | None
+    lead_hit: float | None
     citation_precision: float | None
     unanswerable_abstained: float | None
     answerable_abstained: float | None
@@ -202,6 +206,7 @@ def summarise(results: Sequence[QuestionResult]) -> Metrics:
         gold_at_10=_share([r.gold_rank is not None and r.gold_rank <= 10 for r in ans]),
         answer_at_5=_share([r.answer_rank is not None and r.answer_rank <= 5 for r in ans]),
         answer_hit=_share([r.hit for r in ans]),
+        lead_hit=_share([r.lead for r in ans]),
         citation_precision=(sum(r.good_citations for r in ans) / cites) if cites else None,
         unanswerable_abstained=_share([r.abstained for r in una]),
         answerable_abstained=_share([r.abstained for r in ans]),
@@ -313,12 +318,12 @@ def _pct(x: float | None) -> str:
 
 
 _COLS = [("n", 4), ("gold@1", 6), ("gold@5", 6), ("gold@10", 7), ("ans@5", 5), ("hit", 4),
-         ("cite", 4), ("abst-U", 6), ("abst-A", 6), ("pass", 5)]
+         ("lead", 4), ("cite", 4), ("abst-U", 6), ("abst-A", 6), ("pass", 7)]
 
 
 def _row(label: str, m: Metrics, width: int) -> str:
     vals = [str(m.questions), _pct(m.gold_at_1), _pct(m.gold_at_5), _pct(m.gold_at_10),
-            _pct(m.answer_at_5), _pct(m.answer_hit), _pct(m.citation_precision),
+            _pct(m.answer_at_5), _pct(m.answer_hit), _pct(m.lead_hit), _pct(m.citation_precision),
             _pct(m.unanswerable_abstained), _pct(m.answerable_abstained), f"{m.passed}/{m.questions}"]
     return f"{label:<{width}}" + "".join(f" {v:>{w}}" for v, (_, w) in zip(vals, _COLS))
 
@@ -337,7 +342,8 @@ def format_report(report: EvalReport, *, per_question: bool = False) -> str:
     t = report.total
     lines.append(f"latency per question: median {t.latency_median_ms:.0f} ms, p95 {t.latency_p95_ms:.0f} ms")
     lines.append("gold@k: a gold article in the top k passages; ans@5: a passage with an accepted answer in the "
-                 "top 5; hit: answer text holds an accepted answer; cite: citation precision; "
+                 "top 5; hit: answer text holds an accepted answer; lead: so does its short answer (or first "
+                 "line); cite: citation precision; "
                  "abst-U/abst-A: unanswerable/answerable questions abstained on")
     shown = report.questions if per_question else [r for r in report.questions if not r.passed]
     if shown:

@@ -91,8 +91,9 @@ def alias_links(question: str) -> list[AliasLink]:
     return out
 
 
-def expand_aliases(question: str) -> list[str]:
-    """Phrases to add to the lexical query for the club names and nicknames in the question."""
+def expand_aliases(question: str, *, reverse: bool = True) -> list[str]:
+    """Phrases to add to the query for the club names and nicknames in the question: a
+    nickname's club, and (``reverse``) a club's multi-word nicknames."""
     q = " " + " ".join(tokens(question)) + " "
     to_canon, from_canon = _alias_index()
     extra: dict[str, None] = {}
@@ -100,7 +101,7 @@ def expand_aliases(question: str) -> list[str]:
         if _has(q, alias):
             for c in canons:
                 extra.setdefault(c.lower(), None)
-    for canon, aliases in from_canon.items():
+    for canon, aliases in from_canon.items() if reverse else ():
         if _has(q, canon):
             for a in aliases:
                 if len(tokens(a)) > 1 or a.startswith("the "):
@@ -155,6 +156,7 @@ class RetrievalConfig:
     """
 
     mode: str = "hybrid"
+    aliases: bool = True  # expand club nicknames and names from the alias table
     depth: int = 40  # candidates taken from each retriever
     rrf_k: int = 20
     dense_weight: float = 1.0
@@ -218,10 +220,12 @@ def bridge_names(query: Query, texts: list[str], n: int = 1) -> list[str]:
 class Retriever:
     """Hybrid dense + BM25 retrieval over one Store, with a bridge hop for descriptions."""
 
-    def __init__(self, store: Store, embedder, config: RetrievalConfig | None = None) -> None:
+    def __init__(self, store: Store, embedder, config: RetrievalConfig | None = None,
+                 reranker=None) -> None:
         self.store = store
         self.embedder = embedder
         self.config = config or RetrievalConfig()
+        self.reranker = reranker  # an optional rag.rerank.CrossEncoderReranker
         self._rarity: dict[tuple[int, str], float] = {}
 
     def analyse(self, question: str, *, since: str | None = None, until: str | None = None) -> Query:
@@ -261,9 +265,16 @@ class Retriever:
         return f"{phrase} AND ({terms})" if terms else phrase
 
     def retrieve(self, query: Query, top_k: int = 5) -> list[Passage]:
+        """The ``top_k`` passages for the query, best first (reranked when a reranker is set)."""
+        if self.reranker is None:
+            return self._fused(query, top_k)
+        pool = self._fused(query, max(top_k, self.reranker.candidates))
+        return self.reranker.rerank(query, pool, top_k)
+
+    def _fused(self, query: Query, top_k: int) -> list[Passage]:
         cfg = self.config
         hybrid = cfg.mode == "hybrid"
-        if not hybrid:
+        if not hybrid or not cfg.aliases:
             query = replace(query, expanded=[])
         lexical: list[tuple[int, float]] = []
         dense: list[tuple[int, float]] = []
@@ -309,6 +320,7 @@ class Retriever:
         out: list[int] = []
         seen: list[set[str]] = []
         count: dict[str, int] = {}
+        capped: list[int] = []
         reserve = [c for c in reserve if c in chunks]
         for cid in ranked:
             if len(out) + sum(1 for r in reserve if r not in out) >= top_k and cid not in reserve:
@@ -321,12 +333,16 @@ class Retriever:
                 if ch is None:
                     continue
                 chunks[cid] = ch
-            if per_article and count.get(ch.article_id, 0) >= per_article:
-                continue
             words = set(tokens(ch.text))
             if any(_jaccard(words, s) >= self.config.dup_threshold for s in seen):
+                continue
+            if per_article and count.get(ch.article_id, 0) >= per_article:
+                capped.append(cid)
                 continue
             seen.append(words)
             count[ch.article_id] = count.get(ch.article_id, 0) + 1
             out.append(cid)
+        if len(out) < top_k and capped:  # too few articles for the cap: fill up in rank order
+            keep = set(out) | set(capped[: top_k - len(out)])
+            out = [c for c in ranked if c in keep]
         return out

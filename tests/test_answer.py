@@ -1,0 +1,138 @@
+"""The extractive answerer on hand-made passages: what a question wants, which span answers it,
+the two-hop answer through a bridge name, disagreeing dated sources, and abstention."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.answer import ExtractiveAnswerer, frame, wanted
+from rag.models import Article, Chunk, Passage
+from rag.retrieve import analyse
+
+
+def _article(aid: str, text: str, date: str | None = None) -> Article:
+    title = text.split("\n", 1)[0]
+    return Article(id=aid, title=title, date=date, source=f"/corpus/{aid}.txt", text=text)
+
+
+def _passages(*articles: Article) -> list[Passage]:
+    out = []
+    for i, a in enumerate(articles):
+        out.append(Passage(chunk=Chunk(id=i, article_id=a.id, ordinal=0, text=a.text, start=0, end=len(a.text)),
+                           article=a, score=1.0 / (i + 1)))
+    return out
+
+
+def ask(question: str, *articles: Article, **kw):
+    return ExtractiveAnswerer(**kw).answer(analyse(question), _passages(*articles))
+
+
+@pytest.mark.parametrize("question, want", [
+    ("When did Ronaldo join Manchester United?", "date"),
+    ("How much did Arsenal pay for Reyes?", "money"),
+    ("How old is Xabi Alonso?", "age"),
+    ("How long is the deal Hoddle signed?", "duration"),
+    ("How many goals did Hamm score?", "number"),
+    ("What was the attendance at Highbury?", "number"),
+    ("What was the score at Anfield?", "score"),
+    ("Where did Sociedad sit in the table?", "position"),
+    ("Who scored the winner?", "person"),
+    ("Who did Chelsea beat in the final?", "club"),
+    ("Which Blackburn midfielder's challenge broke Robben's foot?", "person"),
+    ("Which French side knocked Rangers out?", "club"),
+    ("Against which country did Giggs win his first cap?", "country"),
+    ("At which hotel did the squad stay?", "place"),
+    ("Which bookmaker paid out?", "org"),
+    ("What was Michels called in his homeland?", "quote"),
+    ("Which Premier League rule was breached?", "name"),
+])
+def test_what_a_question_wants(question, want):
+    assert wanted(analyse(question))[0] == want
+
+
+def test_nicknames_in_the_question_are_linked_to_the_club():
+    fr = frame(analyse("How much did the Gunners pay Seville for Reyes?"))
+    assert "arsenal" in fr.own_names and "gunners" in fr.own_names
+
+
+LEAGUE_CUP = _article("010", "Chelsea win Carling Cup\n\n"
+                             "John Arne Riise scored the quickest-ever goal in a League Cup final after 45 seconds. "
+                             "Chelsea came back to win 3-2 after extra time in Cardiff.")
+TRANSFER = _article("060", "Reyes homesick\n\nJose Antonio Reyes is homesick, his agent says. "
+                           "The striker joined the Gunners from Seville for £17m at the start of 2004.")
+MICHELS = _article("040", "Michels dies aged 77\n\nRinus Michels has died aged 77. "
+                          'Referred to in the Netherlands as "the General", he coached Ajax and Barcelona.')
+
+
+def test_who_question_leads_with_the_person_and_quotes_the_sentence():
+    a = ask("Who scored the quickest-ever goal in a League Cup final?", LEAGUE_CUP)
+    assert not a.abstained
+    assert a.short_answer == "John Arne Riise"
+    assert a.text.startswith("John Arne Riise [1].")
+    c = a.citations[0]
+    assert LEAGUE_CUP.text[c.start:c.end] == c.quote and "quickest-ever" in c.quote
+
+
+def test_money_question_through_a_nickname_and_a_pronoun():
+    a = ask("How much did the Gunners pay Seville for Jose Antonio Reyes?", TRANSFER)
+    assert a.short_answer == "£17m"
+
+
+def test_quoted_name_for_a_called_question():
+    a = ask("What was Rinus Michels called in his homeland?", MICHELS)
+    assert a.short_answer == "the General"
+
+
+def test_age_question():
+    assert ask("At what age did Rinus Michels die?", MICHELS).short_answer == "aged 77"
+
+
+def test_unrelated_question_abstains_without_citations():
+    a = ask("When was Jose Mourinho born?", LEAGUE_CUP, TRANSFER)
+    assert a.abstained and a.citations == []
+    assert "don't say" in a.text and "jose mourinho born" in a.text.lower()
+
+
+def test_no_passages_abstains():
+    assert ExtractiveAnswerer().answer(analyse("Who scored?"), []).abstained
+
+
+def test_two_hop_answer_cites_the_bridge_sentence():
+    scorer = _article("249", "Liverpool edge Charlton\n\n"
+                             "Fernando Morientes scored his first Premiership goal in Liverpool's 2-1 win at Charlton.")
+    fee = _article("252", "Morientes deal done\n\nLiverpool have paid Real Madrid £6.3m for Morientes, "
+                          "who signed a three-and-a-half-year contract.")
+    a = ask("How much did Liverpool pay for the striker who scored his first Premiership goal in their 2-1 win "
+            "at Charlton?", scorer, fee)
+    assert a.short_answer == "£6.3m"
+    assert [c.article_id for c in a.citations] == ["252", "249"]
+
+
+def test_disagreeing_dated_sources_newer_leads_and_both_are_shown():
+    old = _article("a", "Alonso contract\n\nXabi Alonso's contract at Leverkusen expires in June 2024.", "2023-01-10")
+    new = _article("b", "Alonso extends\n\nXabi Alonso's contract at Leverkusen expires in June 2026.", "2024-03-01")
+    a = ask("When does Xabi Alonso's contract at Leverkusen expire?", old, new)
+    assert a.short_answer == "June 2026"
+    assert [c.article_id for c in a.citations] == ["b", "a"]
+    assert "(2024-03-01) [1]" in a.text and "(2023-01-10) [2]" in a.text
+    assert a.text.index("June 2026") < a.text.index("June 2024")
+
+
+def test_agreeing_sources_share_the_marker():
+    one = _article("a", "Deal\n\nReyes joined Arsenal from Seville for £17m.", "2004-01-01")
+    two = _article("b", "Reyes\n\nArsenal bought Reyes from Seville for £17m.", "2004-02-01")
+    a = ask("How much did Arsenal pay Seville for Reyes?", one, two)
+    assert a.short_answer == "£17m" and a.text.startswith("£17m [1][2].")
+
+
+def test_question_names_are_never_the_answer():
+    a = ask("Who did Xabi Alonso succeed as Leverkusen coach?",
+            _article("s", "Alonso\n\nXabi Alonso has won 17 games since succeeding Gerardo Seoane at Leverkusen."))
+    assert a.short_answer == "Gerardo Seoane"
+
+
+def test_a_stricter_rule_abstains_more():
+    question = "Which team did Real Madrid beat to win the Copa del Rey?"
+    art = _article("r", "Madrid\n\nHis men won the Copa del Rey by beating Osasuna 2-1 on May 6.")
+    assert ask(question, art).short_answer == "Osasuna"
+    assert ask(question, art, min_coverage=0.99).abstained
