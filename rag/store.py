@@ -116,8 +116,10 @@ class FaissConfig:
 
 
 def nlist_for(n: int) -> int:
-    """Inverted lists for ``n`` vectors: the power of two nearest 4*sqrt(n), within 64..65536."""
-    return int(min(65536, max(64, 2 ** round(math.log2(max(1.0, 4 * math.sqrt(n)))))))
+    """Inverted lists for ``n`` vectors: the power of two nearest 4*sqrt(n), within 64..65536,
+    and never fewer than 39 training vectors per list (FAISS's minimum for k-means)."""
+    lists = int(min(65536, max(64, 2 ** round(math.log2(max(1.0, 4 * math.sqrt(n)))))))
+    return max(1, min(lists, n // 39))
 
 
 _faiss_threads_set = False
@@ -516,7 +518,7 @@ class Store:
         dim = self.dimension
         if kind == "flat":
             return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-        nlist = min(nlist_for(n), max(1, n // 39))
+        nlist = nlist_for(n)
         index = faiss.IndexIVFScalarQuantizer(
             faiss.IndexFlatIP(dim), dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
         )
