@@ -35,5 +35,13 @@ test-integration: setup
 tiny-model: setup
 	$(PY) -m tests.tiny_gguf $(or $(OUT),tiny.gguf)
 
+# Answer quality: the seeds set over seeds/ and the dev set over the BBC corpus in ../shared
+# (indexes are cached under ~/.cache/football-rag/eval, or $$RAG_EVAL_CACHE, and reused).
+SHARED  ?= ../shared
+eval: setup
+	$(VENV)/bin/rag eval $(SHARED)/eval/seeds_qa.jsonl --corpus seeds
+	@echo
+	$(VENV)/bin/rag eval eval/bbc_dev.jsonl --corpus $(SHARED)/corpora/bbc-football
+
 clean-index:
 	rm -f index/rag.sqlite3* index/faiss-*

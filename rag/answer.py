@@ -259,6 +259,9 @@ def frame(query: Query, rarity_floor: float = RARITY_FLOOR) -> Frame:
         focus: str | None = stem(fm.group(1))  # "how many *games*"
     elif head == "attendance":
         focus = "attendance"
+    elif want == "quote":
+        cm = re.search(r"\b(called|nicknamed|known|dubbed|referred)\b", raw.lower())
+        focus = stem(cm.group(1)) if cm else verb
     else:
         focus = verb  # the question's main verb: "Who did Alonso *succeed*", "Who *scored*"
     verb_stems = frozenset({verb} | set(voc.synonyms.get(verb, ()))) if verb else frozenset()
@@ -457,6 +460,8 @@ class ExtractiveAnswerer:
             words = m.group().rstrip(".'’").split()
             while words and (words[0] in _NOT_NAMES or _demonym(words[0])):
                 words = words[1:]
+            if words and m.start() == 0 and len(words) > 1 and re.search(r"(?:ed|ing|ly)$", words[0]):
+                words = words[1:]  # "Injured Chelsea winger...": an opening participle is not a name
             while words and words[-1] in ("of", "de", "la", "le", "van", "von"):
                 words = words[:-1]
             if not words or all(_demonym(w) for w in words):
@@ -493,7 +498,7 @@ class ExtractiveAnswerer:
                 return None
             return 2.0 + multi + (1.5 if etype == "person" else 0.0) - (0.8 if etype == "place?" else 0.0)
         if want == "club":
-            return {"club": 5.0, "country": 4.0, "name": 1.5 + multi / 2, "place?": 1.5}.get(etype)
+            return {"club": 5.0, "country": 2.5, "name": 1.5 + multi / 2, "place?": 1.5}.get(etype)
         if want == "country":
             return {"country": 5.0, "club": 1.0, "place?": 1.0}.get(etype)
         if want == "place":
