@@ -33,6 +33,7 @@ VARIANTS: list[tuple[str, RetrievalConfig, dict]] = [
     ("BM25 only", RetrievalConfig(mode="bm25"), {}),
     ("plain RRF (k=60, equal weights)", RetrievalConfig(mode="rrf"), {}),
     ("hybrid, no alias expansion", replace(DEFAULT, aliases=False), {}),
+    ("hybrid, expansions also in the embedder's text", replace(DEFAULT, dense_aliases=True), {}),
     ("hybrid, RRF k=60 and equal weights", replace(DEFAULT, rrf_k=60, lexical_weight=1.0), {}),
     ("hybrid, no bridge hop", replace(DEFAULT, bridge_weight=0.0), {}),
     ("hybrid, no per-article cap", replace(DEFAULT, per_article=0), {}),

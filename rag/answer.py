@@ -428,7 +428,7 @@ class ExtractiveAnswerer:
 
     mode = "extractive"
 
-    def __init__(self, *, min_coverage: float = 0.36, min_score: float = 0.55, max_citations: int = 2,
+    def __init__(self, *, min_coverage: float = 0.3, min_score: float = 0.6, max_citations: int = 2,
                  weights: ScoreWeights | None = None, bridge_coverage: float = 0.45,
                  strong_span: float = 5.0, rarity_floor: float = RARITY_FLOOR) -> None:
         self.min_coverage = min_coverage

@@ -91,9 +91,13 @@ def alias_links(question: str) -> list[AliasLink]:
     return out
 
 
-def expand_aliases(question: str, *, reverse: bool = True) -> list[str]:
-    """Phrases to add to the query for the club names and nicknames in the question: a
-    nickname's club, and (``reverse``) a club's multi-word nicknames."""
+def expand_aliases(question: str, *, reverse: bool = False) -> list[str]:
+    """Phrases to add to the query for the nicknames in the question: the club each one means
+    ("the Toffees" -> "everton"), and with ``reverse`` also a named club's multi-word nicknames.
+
+    Only the first direction is used for retrieval: on the dev set, adding nicknames such as
+    "the Blues" or "Old Trafford" for a club the question names pulled in more noise than
+    matches (docs/EVALUATION.md)."""
     q = " " + " ".join(tokens(question)) + " "
     to_canon, from_canon = _alias_index()
     extra: dict[str, None] = {}
@@ -156,7 +160,8 @@ class RetrievalConfig:
     """
 
     mode: str = "hybrid"
-    aliases: bool = True  # expand club nicknames and names from the alias table
+    aliases: bool = True  # expand club nicknames and names from the alias table (BM25 query)
+    dense_aliases: bool = False  # also append the expansions to the text the embedder sees
     depth: int = 40  # candidates taken from each retriever
     rrf_k: int = 20
     dense_weight: float = 1.0
@@ -281,7 +286,9 @@ class Retriever:
         if cfg.mode != "dense":
             lexical = self.store.lexical_search(fts_match(query), cfg.depth, query.since, query.until)
         if cfg.mode != "bm25":
-            qtext = query.text if not query.expanded else f"{query.text} ({', '.join(query.expanded)})"
+            qtext = query.text
+            if cfg.dense_aliases and query.expanded:
+                qtext = f"{qtext} ({', '.join(query.expanded)})"
             qvec = self.embedder.encode([qtext])[0]
             dense = self.store.dense_search(qvec, cfg.depth, query.since, query.until)
         k = cfg.rrf_k if hybrid else 60

@@ -39,13 +39,16 @@ def dev_report(bbc_assistant) -> EvalReport:
 def test_dev_set_floors(dev_report):
     t = dev_report.total
     assert (t.answerable, t.unanswerable) == (85, 23)
-    assert t.answer_at_5 >= 0.88, t
-    assert t.gold_at_5 >= 0.94, t
-    assert t.answer_hit >= 0.63, t
-    assert t.lead_hit >= 0.58, t
-    assert t.citation_precision >= 0.84, t
-    assert t.unanswerable_abstained >= 0.20, t
-    assert t.answerable_abstained <= 0.10, t
+    # measured 0.92 / 0.99 / 0.72-0.73 / 0.68-0.69 / 0.88 / 0.30 / 0.04 with the int8 embedder (its
+    # vectors move slightly with how chunks were batched when the index was built, so the same
+    # code gives 68-69 passes out of 108 on different builds)
+    assert t.answer_at_5 >= 0.87, t
+    assert t.gold_at_5 >= 0.95, t
+    assert t.answer_hit >= 0.67, t
+    assert t.lead_hit >= 0.63, t
+    assert t.citation_precision >= 0.83, t
+    assert t.unanswerable_abstained >= 0.25, t
+    assert t.answerable_abstained <= 0.07, t
 
 
 def test_every_citation_is_an_exact_quote(dev_report, bbc_assistant):
@@ -73,4 +76,4 @@ def test_hybrid_retrieval_beats_each_baseline(bbc_assistant, dev_report):
     hybrid = dev_report.total.answer_at_5
     for mode in ("dense", "bm25", "rrf"):
         baseline = _answer_at_5(bbc_assistant, records, replace(default, mode=mode))
-        assert hybrid >= baseline + 0.04, (mode, baseline, hybrid)
+        assert hybrid >= baseline + 0.03, (mode, baseline, hybrid)
