@@ -166,10 +166,13 @@ class RetrievalConfig:
     rrf_k: int = 20
     dense_weight: float = 1.0
     lexical_weight: float = 1.5
+    lexical_floor: float = 0.05  # BM25 hits scoring under this share of the best one are dropped
     bridge_weight: float = 1.0  # weight of the second hop (0 = off)
     bridge_from: int = 3  # top passages whose best sentences are read for bridge names
     bridges: int = 1  # names followed in the second hop
     bridge_slots: int = 1  # top passages kept for the second hop's best new article
+    bridge_min_rarity: float = 0.1  # question words at least this rare join the bridge search
+    bridge_max_share: float = 0.2  # a bridge name in more than this share of passages is ignored
     per_article: int = 2  # passages per article at most (0 = no limit)
     dup_threshold: float = 0.85  # word-set Jaccard above which two passages are the same text
 
@@ -264,10 +267,20 @@ class Retriever:
             return None
         return int(row[0])
 
-    def _bridge_match(self, query: Query, name: str) -> str:
-        terms = " OR ".join(dict.fromkeys(f'"{t.replace(chr(34), "")}"' for t in query.terms))
-        phrase = f'"{" ".join(tokens(name))}"'
-        return f"{phrase} AND ({terms})" if terms else phrase
+    def _bridge_match(self, query: Query, name: str) -> str | None:
+        """BM25 for the bridge name AND one of the question's informative words (None if none):
+        words that nearly every passage has would let any passage mentioning the name in."""
+        informative = [t for t in query.terms if query.rarity.get(t, 1.0) >= self.config.bridge_min_rarity]
+        if not informative:
+            return None
+        terms = " OR ".join(dict.fromkeys(f'"{t.replace(chr(34), "")}"' for t in informative))
+        return f'"{" ".join(tokens(name))}" AND ({terms})'
+
+    def _is_informative(self, name: str) -> bool:
+        """A bridge name that most passages mention (a club in every report) leads nowhere."""
+        _, n_chunks = self.store.count()
+        df = self._document_frequency(" ".join(tokens(name)))
+        return df is None or n_chunks == 0 or df <= self.config.bridge_max_share * n_chunks
 
     def retrieve(self, query: Query, top_k: int = 5) -> list[Passage]:
         """The ``top_k`` passages for the query, best first (reranked when a reranker is set)."""
@@ -285,6 +298,11 @@ class Retriever:
         dense: list[tuple[int, float]] = []
         if cfg.mode != "dense":
             lexical = self.store.lexical_search(fts_match(query), cfg.depth, query.since, query.until)
+            if lexical and cfg.lexical_floor:
+                # BM25 gives words that every passage has a score of ~0; a passage matching only
+                # those ranks by accident, and rank fusion would count that rank as evidence
+                top = lexical[0][1]
+                lexical = [(cid, sc) for cid, sc in lexical if sc >= cfg.lexical_floor * top] if top > 0 else []
         if cfg.mode != "bm25":
             qtext = query.text
             if cfg.dense_aliases and query.expanded:
@@ -305,10 +323,13 @@ class Retriever:
         hop2: list[int] = []
         if hybrid and cfg.bridge_weight and cfg.bridges:
             sources = [chunks[c] for c in ranked[: cfg.bridge_from] if c in chunks]
-            names = bridge_names(query, [c.text for c in sources], cfg.bridges)
+            names = [n for n in bridge_names(query, [c.text for c in sources], cfg.bridges) if self._is_informative(n)]
             source_articles = {c.article_id for c in sources}
             for name in names:
-                hop = self.store.lexical_search(self._bridge_match(query, name), 20, query.since, query.until)
+                match = self._bridge_match(query, name)
+                if match is None:
+                    continue
+                hop = self.store.lexical_search(match, 20, query.since, query.until)
                 found = self.store.chunks([cid for cid, _ in hop])
                 hop = [(cid, sc) for cid, sc in hop if cid in found and found[cid].article_id not in source_articles]
                 chunks.update(found)

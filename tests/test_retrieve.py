@@ -150,3 +150,23 @@ def test_reranker_reorders_a_larger_pool(fake_assistant):
     got = fake_assistant.retrieve(question, top_k=2)
     assert rr.seen == [4]
     assert [p.chunk.id for p in got] == [p.chunk.id for p in reversed(pool)][:2]
+
+
+def test_a_rare_name_beats_words_every_article_has(tmp_path, fake_embedder):
+    """Template articles: "fee" and "Zandor" are in every one, only the player number tells them
+    apart. BM25 scores the common words ~0, and those accidental ranks must not outvote it."""
+    from rag import Assistant
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(40):
+        (corpus / f"signing-{i:03d}.txt").write_text(
+            f"Riverside sign Player{i:03d} Zandor\n\nRiverside Rovers have signed Player{i:03d} Zandor from "
+            f"Lakeside Athletic. The fee for Player{i:03d} Zandor was reported to be {i + 1} million pounds.\n")
+    a = Assistant(tmp_path / "idx", embedder=fake_embedder, seed=False, quiet=True)
+    a.add([corpus])
+    for n in (7, 23, 38):
+        answer = a.ask(f"How much was the fee for Player{n:03d} Zandor?")
+        assert answer.passages[0].article.id == f"signing-{n:03d}"
+        assert answer.short_answer == f"{n + 1} million pounds"
+    a.close()
