@@ -249,6 +249,8 @@ class Retriever:
         for t in terms:
             key = (gen, t)
             if key not in self._rarity:
+                if len(self._rarity) > 50_000:  # a long-running server: start the cache afresh
+                    self._rarity.clear()
                 df = self._document_frequency(t)
                 if df is None:
                     return {}
