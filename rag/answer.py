@@ -149,12 +149,7 @@ class Frame:
     head: str | None
     verb: frozenset[str] = frozenset()  # stems of the question's main verb and its synonyms
     verb_side: str | None = None  # where the answer sits: "after" the verb ("did X replace *Y*") or "before"
-    focus_stems: frozenset[str] = frozenset()  # the focus word, its synonyms (and forms of the head noun)
     roles: frozenset[str] = frozenset()  # stems of person nouns in the question other than the head
-
-    @property
-    def total(self) -> float:
-        return sum(t.weight for t in self.terms)
 
 
 def _stems_of(text: str) -> set[str]:
@@ -287,10 +282,9 @@ def frame(query: Query, rarity_floor: float = RARITY_FLOOR) -> Frame:
         links.append((said, means))
         own.add(link.said.removeprefix("the "))
         own.update(m.removeprefix("the ") for m in link.means)
-    fstems = frozenset({focus} | set(voc.synonyms.get(focus, ()))) if focus else frozenset()
     roles = frozenset(stem(t) for t in tokens(raw) if t in voc.person_nouns and stem(t) not in head_stems)
     return Frame(want=want, terms=tuple(terms), links=tuple(links), own_names=frozenset(own),
-                 focus=focus, head=head, verb=verb_stems, verb_side=side, focus_stems=fstems, roles=roles)
+                 focus=focus, head=head, verb=verb_stems, verb_side=side, roles=roles)
 
 
 _OBJECT_Q = re.compile(r"\b(?:did|does|do|will|would|could|can|has|have|had)\s+(?:the\s+)?(?:(?:[A-Z][\w'’-]*|van|von|de|da|der)\s+)+([a-z][a-z-]+)")
@@ -334,7 +328,6 @@ class _Candidate:
     coverage: float
     name_coverage: float
     word_coverage: float
-    focus_hit: bool = True  # the question's focus word (or a synonym) is in the sentence
     span: Span | None = None
     score: float = 0.0
     bridge: _Candidate | None = None
@@ -636,8 +629,7 @@ class ExtractiveAnswerer:
                 cov, ncov, wcov = _coverage(fr, own, ctx, covered)
                 prev = sents[i - 1] if i > 0 and _PRONOUN_START.match(s.text) else None
                 cand = _Candidate(rank=rank, passage=p, sentence=s, context=prev, coverage=cov,
-                                  name_coverage=ncov, word_coverage=wcov,
-                                  focus_hit=not fr.focus_stems or bool(fr.focus_stems & own))
+                                  name_coverage=ncov, word_coverage=wcov)
                 self._best_span(cand, fr, qlow, art)
                 typed = fr.want in _TYPED or fr.want in _NAMED
                 sp = cand.span
