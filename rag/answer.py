@@ -20,8 +20,11 @@ Football vocabulary (which nouns name a person or a side, grounds, countries, sy
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import time
+from importlib import resources
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -391,6 +394,94 @@ def _reversed_roles(fr: Frame, text: str) -> bool:
     return False
 
 
+def _term_covered(t: _Term, words: set[str]) -> bool:
+    return bool(t.stems & words or t.syn & words)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the lead answer rests on, as numbers the abstention model weighs.
+
+    ``predicate`` is the share of the question's predicate (its focus word, else its plain words
+    other than the head noun: "born", "attendance", "refereed") that the cited sentences hold,
+    themselves or through a synonym; near-miss questions name the right people but not this.
+    ``rare`` is the share of the question's rarer half of words found in the lead passage;
+    ``margin`` how far the lead sentence scores above the best one with a different answer that
+    the answer does not also show (disagreeing dated sources are shown together, not a doubt).
+    """
+
+    coverage: float
+    name_coverage: float
+    word_coverage: float
+    score: float
+    span: float
+    predicate: float
+    rare: float
+    margin: float
+
+    FEATURES = ("coverage", "name_coverage", "word_coverage", "score", "span", "predicate", "rare", "margin")
+
+    def vector(self) -> list[float]:
+        return [float(getattr(self, f)) for f in self.FEATURES]
+
+
+def _evidence(fr: Frame, chosen: list[_Candidate], cands: list[_Candidate]) -> Evidence:
+    lead = chosen[0]
+    words: set[str] = set()
+    for c in chosen[:1] + ([lead.bridge] if lead.bridge is not None else []):
+        words |= _stems_of(c.sentence.text)
+        if c.context is not None and "span from previous sentence" in c.notes:
+            words |= _stems_of(c.context.text)
+    plain = [t for t in fr.terms if not t.name]
+    focus = [t for t in plain if fr.focus and fr.focus in t.stems]
+    pred = focus or [t for t in plain if t.weight >= 0.6 * max((x.weight for x in plain), default=0)] or plain
+    predicate = (sum(t.weight for t in pred if _term_covered(t, words)) / sum(t.weight for t in pred)) if pred else 1.0
+    passage = _stems_of(lead.passage.chunk.text) | _stems_of(lead.passage.article.title)
+    by_weight = sorted(fr.terms, key=lambda t: -t.weight)
+    top = by_weight[: max(1, (len(by_weight) + 1) // 2)]
+    rare = sum(1 for t in top if _term_covered(t, passage)) / len(top) if top else 1.0
+    lead_span = lead.span.text.lower() if lead.span else None
+    shown = {(c.passage.article.id, c.sentence.start) for c in chosen}
+    other = next((c.score for c in cands if (c.passage.article.id, c.sentence.start) not in shown
+                  if not (c.span and lead_span and c.span.text.lower() == lead_span)), None)
+    margin = lead.score - other if other is not None else 1.0
+    return Evidence(coverage=lead.coverage, name_coverage=lead.name_coverage, word_coverage=lead.word_coverage,
+                    score=lead.score, span=min(lead.span.score, 8.0) / 8.0 if lead.span else 0.0,
+                    predicate=predicate, rare=rare, margin=margin)
+
+
+@dataclass(frozen=True)
+class AbstentionModel:
+    """A logistic model over ``Evidence``: answer when P(answerable) >= ``threshold``.
+
+    Weights live in ``rag/data/abstain.json`` (fitted by ``eval/fit_abstention.py``)."""
+
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+
+    def probability(self, ev: Evidence) -> float:
+        z = self.bias + sum(w * (x - m) / s for w, x, m, s in zip(self.weights, ev.vector(), self.mean, self.scale))
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> AbstentionModel:
+        if list(raw["features"]) != list(Evidence.FEATURES):
+            raise ValueError(f"abstention model features {raw['features']} != {list(Evidence.FEATURES)}")
+        return cls(tuple(raw["weights"]), float(raw["bias"]), float(raw["threshold"]),
+                   tuple(raw["mean"]), tuple(raw["scale"]))
+
+
+def default_abstention() -> AbstentionModel | None:
+    """The shipped model, or None when ``rag/data/abstain.json`` is absent."""
+    res = resources.files("rag").joinpath("data/abstain.json")
+    if not res.is_file():
+        return None
+    return AbstentionModel.from_dict(json.loads(res.read_text("utf-8")))
+
+
 @dataclass(frozen=True)
 class ScoreWeights:
     """How a sentence's score is made up (see ``ExtractiveAnswerer.candidates``)."""
@@ -417,13 +508,17 @@ class ExtractiveAnswerer:
         strong_span: a description sentence whose span scores this much answers by itself.
         rarity_floor: weight of a question word that every passage has, relative to a rare one
             (1 = all words weigh the same).
+        abstention: the model that decides, after the rules above, whether the evidence is
+            strong enough to answer; "default" loads ``rag/data/abstain.json``; None: rules only.
     """
 
     mode = "extractive"
 
     def __init__(self, *, min_coverage: float = 0.3, min_score: float = 0.6, max_citations: int = 2,
                  weights: ScoreWeights | None = None, bridge_coverage: float = 0.45,
-                 strong_span: float = 5.0, rarity_floor: float = RARITY_FLOOR) -> None:
+                 strong_span: float = 5.0, rarity_floor: float = RARITY_FLOOR,
+                 abstention: AbstentionModel | None | str = "default") -> None:
+        self.abstention = default_abstention() if abstention == "default" else abstention  # type: ignore[assignment]
         self.min_coverage = min_coverage
         self.rarity_floor = rarity_floor
         self.bridge_coverage = bridge_coverage
@@ -698,15 +793,18 @@ class ExtractiveAnswerer:
 
     def select(self, query: Query, passages: list[Passage], fr: Frame | None = None) -> list[_Candidate]:
         """The sentences an answer would cite, lead first (before the abstention rule)."""
-        fr = fr or frame(query, self.rarity_floor)
+        return self._select(query, passages, fr or frame(query, self.rarity_floor))[0]
+
+    def _select(self, query: Query, passages: list[Passage], fr: Frame) -> tuple[list[_Candidate], list[_Candidate]]:
+        """(the sentences an answer would cite, every scored sentence)."""
         cands = self.candidates(query, passages, fr)
         if not cands:
-            return []
+            return [], []
         best = cands[0]
         hop = self._second_hop(query, passages, fr, cands)
         if hop is not None and self._acceptable(hop, fr) and (not self._acceptable(best, fr) or hop.score > best.score):
             assert hop.bridge is not None
-            return [hop, hop.bridge]
+            return [hop, hop.bridge], cands
         chosen = [best]
         for c in cands[1:]:
             if len(chosen) >= self.max_citations:
@@ -724,14 +822,27 @@ class ExtractiveAnswerer:
             d0, d1 = chosen[0].passage.article.date, chosen[1].passage.article.date
             if d0 and d1 and d1 > d0 and chosen[1].span.text.lower() not in chosen[0].span.text.lower():
                 chosen.reverse()  # where sources disagree, the newer one leads
-        return chosen
+        return chosen, cands
+
+    def evidence(self, query: Query, passages: list[Passage], fr: Frame | None = None,
+                 chosen: list[_Candidate] | None = None) -> Evidence | None:
+        """The features the abstention model weighs for the lead answer (None: no candidate)."""
+        fr = fr or frame(query, self.rarity_floor)
+        picked, cands = self._select(query, passages, fr)
+        chosen = picked if chosen is None else chosen
+        if not chosen:
+            return None
+        return _evidence(fr, chosen, cands)
 
     def answer(self, query: Query, passages: list[Passage]) -> Answer:
         t0 = time.perf_counter()
         fr = frame(query, self.rarity_floor)
-        chosen = self.select(query, passages, fr)
+        chosen, cands = self._select(query, passages, fr)
         if not chosen or not self._acceptable(chosen[0], fr):
             return self._abstain(query, passages, t0)
+        if self.abstention is not None:
+            if self.abstention.probability(_evidence(fr, chosen, cands)) < self.abstention.threshold:
+                return self._abstain(query, passages, t0)
         return self._render(query, passages, chosen, t0)
 
     def _render(self, query: Query, passages: list[Passage], chosen: list[_Candidate], t0: float) -> Answer:

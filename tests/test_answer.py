@@ -136,3 +136,30 @@ def test_a_stricter_rule_abstains_more():
     art = _article("r", "Madrid\n\nHis men won the Copa del Rey by beating Osasuna 2-1 on May 6.")
     assert ask(question, art).short_answer == "Osasuna"
     assert ask(question, art, min_coverage=0.99).abstained
+
+
+def test_abstention_model_abstains_when_another_answer_scores_as_well():
+    from rag.answer import AbstentionModel, Evidence, default_abstention
+
+    shipped = default_abstention()
+    assert shipped is not None and 0.0 < shipped.threshold < 1.0
+    question = "Who scored the winner for Chelsea against Fulham?"
+    clear = _article("c", "Chelsea win\n\nFrank Lampard scored the winner for Chelsea against Fulham.")
+    tied = [_article("t1", "Chelsea win\n\nFrank Lampard scored for Chelsea against Fulham."),
+            _article("t2", "Chelsea win\n\nDamien Duff scored for Chelsea against Fulham.")]
+    picky = AbstentionModel(weights=(0.0,) * 7 + (1.0,), bias=0.0, threshold=0.5 + 1e-6,
+                            mean=(0.0,) * 7 + (0.05,), scale=(0.01,) * 8)
+    assert not ask(question, clear, abstention=None).abstained
+    assert not ask(question, clear, abstention=picky).abstained
+    assert not ask(question, *tied, abstention=None).abstained
+    assert ask(question, *tied, abstention=picky).abstained  # two names, equal evidence: margin ~0
+    ev = ExtractiveAnswerer().evidence(analyse(question), _passages(*tied))
+    assert ev is not None and ev.margin < 0.05 and len(ev.vector()) == len(Evidence.FEATURES)
+
+
+def test_abstention_model_rejects_other_features():
+    from rag.answer import AbstentionModel
+
+    with pytest.raises(ValueError, match="features"):
+        AbstentionModel.from_dict({"features": ["coverage"], "weights": [1.0], "bias": 0.0, "threshold": 0.5,
+                                   "mean": [0.0], "scale": [1.0]})
