@@ -654,6 +654,7 @@ class ExtractiveAnswerer:
             for st in t.stems | t.syn:
                 hits.extend(m.start() + source.start for m in re.finditer(rf"\b{re.escape(st)}", low))
         head = _stems_of(fr.head) if fr.head else set()
+        head |= {x for h in head for x in vocabulary().synonyms.get(h, ())}  # "keeper" for "goalkeeper"
         best: Span | None = None
         for sp in found:
             score = sp.score

@@ -163,3 +163,10 @@ def test_abstention_model_rejects_other_features():
     with pytest.raises(ValueError, match="features"):
         AbstentionModel.from_dict({"features": ["coverage"], "weights": [1.0], "bias": 0.0, "threshold": 0.5,
                                    "mean": [0.0], "scale": [1.0]})
+
+
+def test_head_noun_matches_its_synonym_beside_the_span():
+    art = _article("k", "City hold Chelsea\n\nManchester City boss Kevin Keegan praised striker Robbie Fowler after "
+                        "the goalless draw with Chelsea. A brave display led by keeper David James denied Chelsea.")
+    a = ask("Which Manchester City goalkeeper's saves denied Chelsea in the goalless draw with Kevin Keegan's side?", art)
+    assert a.short_answer == "David James"  # "keeper" stands for the question's "goalkeeper"

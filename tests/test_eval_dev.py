@@ -39,13 +39,13 @@ def dev_report(bbc_assistant) -> EvalReport:
 def test_dev_set_floors(dev_report):
     t = dev_report.total
     assert (t.answerable, t.unanswerable) == (85, 23)
-    # measured 0.92 / 0.99 / 0.73 / 0.69 / 0.88 / 0.43 / 0.05 with the int8 embedder (its
+    # measured 0.92 / 0.99 / 0.74 / 0.71 / 0.90 / 0.43 / 0.05 with the int8 embedder (its
     # vectors move slightly with how chunks were batched when the index was built, so the same
     # code gives a pass or two more or less out of 108 on different builds)
     assert t.answer_at_5 >= 0.87, t
     assert t.gold_at_5 >= 0.95, t
-    assert t.answer_hit >= 0.67, t
-    assert t.lead_hit >= 0.63, t
+    assert t.answer_hit >= 0.69, t
+    assert t.lead_hit >= 0.65, t
     assert t.citation_precision >= 0.83, t
     assert t.unanswerable_abstained >= 0.34, t
     assert t.answerable_abstained <= 0.07, t
