@@ -39,8 +39,9 @@ VARIANTS: list[tuple[str, RetrievalConfig, dict]] = [
     ("hybrid, no per-article cap", replace(DEFAULT, per_article=0), {}),
     ("answerer: no second hop", DEFAULT, {"bridge_coverage": 2.0}),
     ("answerer: no rarity weighting", DEFAULT, {"rarity_floor": 1.0}),
-    ("answerer: abstain below coverage 0.5 only", DEFAULT, {"min_coverage": 0.5, "min_score": 0.0}),
-    ("answerer: never abstain", DEFAULT, {"min_coverage": 0.0, "min_score": -9.0}),
+    ("answerer: no abstention model (rules only)", DEFAULT, {"abstention": None}),
+    ("answerer: abstain below coverage 0.5 only", DEFAULT, {"min_coverage": 0.5, "min_score": 0.0, "abstention": None}),
+    ("answerer: never abstain", DEFAULT, {"min_coverage": 0.0, "min_score": -9.0, "abstention": None}),
     ("default (all of the above on)", DEFAULT, {}),
 ]
 
