@@ -43,5 +43,12 @@ eval: setup
 	@echo
 	$(VENV)/bin/rag eval eval/bbc_dev.jsonl --corpus $(SHARED)/corpora/bbc-football
 
+# Speed and memory (see docs/BENCHMARKS.md): one table, also written to bench/results/latest.json.
+#   make bench                      everything, up to 1M passages (~10 min on 2 cores)
+#   make bench QUICK=1              10k passages only (~1 min)
+#   make bench MODEL=tiny.gguf      also time to first token and tokens/s of a GGUF model
+bench: setup
+	$(PY) bench/run.py $(if $(QUICK),--quick) $(if $(MODEL),--model $(MODEL)) $(BENCH_ARGS)
+
 clean-index:
 	rm -f index/rag.sqlite3* index/faiss-*

@@ -26,6 +26,7 @@ import functools
 import logging
 import math
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -41,6 +42,8 @@ from .models import Article, ArticleInfo, Chunk, IndexStats
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
+LEXICAL_BUDGET = 40_000  # postings one BM25 query may score (~30-40 ms on one core)
+_OR_LIST = re.compile(r'^"[^"]+"(?: OR "[^"]+")+$')
 DB_NAME = "rag.sqlite3"
 
 _SCHEMA = """
@@ -97,13 +100,15 @@ class FaissConfig:
     Attributes:
         exact_max: up to this many vectors the search is exact (flat inner product); above it,
             IVF-SQ8. An IVF index goes back to exact below half of it.
-        nprobe: inverted lists searched per query; None: ``nlist // 16``, within 32..256.
+        nprobe: inverted lists searched per query; None: ``nlist // 32``, within 64..256.
         retrain_growth: an IVF index is rebuilt (new centroids, more lists) once the number
             of lists it should have reaches this multiple of the lists it has.
         checkpoint_min, checkpoint_fraction: during an ingest, the file is rewritten once this
             many vectors (and this fraction of the index) changed since it was last written.
         mmap: memory-map files opened for searching (where the index type supports it).
-        threads: OpenMP threads for FAISS (None: the embedder's default, at most 4).
+        threads: OpenMP threads for building an index (k-means training, bulk adds); None: the
+            embedder's default, at most 4. A search for one question runs on one thread: a
+            second one only adds start-up cost at these sizes (see docs/BENCHMARKS.md).
     """
 
     exact_max: int = 50_000
@@ -122,19 +127,76 @@ def nlist_for(n: int) -> int:
     return max(1, min(lists, n // 39))
 
 
-_faiss_threads_set = False
+def training_size(n: int) -> int:
+    """Vectors sampled to train the IVF centroids: 64 per list (more adds time, not recall)."""
+    return min(n, 64 * nlist_for(n))
+
+
+def nprobe_for(nlist: int, config: FaissConfig) -> int:
+    """Lists searched per query: ``config.nprobe``, else nlist/32 within 64..256."""
+    if config.nprobe:
+        return min(nlist, config.nprobe)
+    return min(nlist, max(64, min(256, nlist // 32)))
+
+
+def new_index(kind: str, dim: int, n: int, train: np.ndarray | None, config: FaissConfig):
+    """An empty index for about ``n`` vectors: ``"flat"`` (exact) or ``"ivf"`` (IVF-SQ8, trained
+    on ``train``). Ids are chunk ids in both."""
+    faiss = _faiss()
+    if kind == "flat":
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    if train is None or len(train) == 0:
+        raise ValueError("an IVF index needs training vectors")
+    nlist = max(1, min(nlist_for(n), len(train) // 39))
+    index = faiss.IndexIVFScalarQuantizer(
+        faiss.IndexFlatIP(dim), dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+    )
+    index.cp.niter = 10  # k-means iterations: 10 reach the recall of the default 25 in 40% of the time
+    index.cp.max_points_per_centroid = 64
+    with _building(config.threads):
+        index.train(np.ascontiguousarray(train, dtype=np.float32))
+    tune(index, config)
+    return index
+
+
+def tune(index, config: FaissConfig) -> None:
+    """Sets the search-time parameters (IVF probes) that a file does not carry."""
+    faiss = _faiss()
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        ivf.nprobe = nprobe_for(ivf.nlist, config)
+
+
+_faiss_ready = False
 
 
 def _faiss(threads: int | None = None):
-    global _faiss_threads_set
+    """The faiss module, set to search on one OpenMP thread (``_building`` widens it)."""
+    global _faiss_ready
+    # idle OpenMP threads sleep instead of spinning on cores the embedder and llama.cpp need
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import faiss
 
-    if not _faiss_threads_set:
+    if not _faiss_ready:
+        faiss.omp_set_num_threads(1)
+        _faiss_ready = True
+    return faiss
+
+
+class _building:
+    """Within: FAISS uses ``threads`` OpenMP threads (default: the embedder's), then one again."""
+
+    def __init__(self, threads: int | None) -> None:
         from .embed import default_threads
 
-        faiss.omp_set_num_threads(threads or default_threads())
-        _faiss_threads_set = True
-    return faiss
+        self.threads = threads or default_threads()
+
+    def __enter__(self):
+        _faiss().omp_set_num_threads(self.threads)
+
+    def __exit__(self, *exc):
+        _faiss().omp_set_num_threads(1)
+        return False
 
 
 def _guard(method):
@@ -172,7 +234,7 @@ class Store:
     """One index folder. Thread-safe for one process: writes are serialised by a lock."""
 
     def __init__(self, index_dir: str | Path, *, embedder_name: str, create: bool = True,
-                 faiss: FaissConfig | None = None) -> None:
+                 faiss: FaissConfig | None = None, lexical_budget: int | None = LEXICAL_BUDGET) -> None:
         self.dir = Path(index_dir).expanduser()
         if self.dir.exists() and not self.dir.is_dir():
             raise IndexCorruptError(f"{self.dir}: index path exists and is not a folder")
@@ -188,6 +250,9 @@ class Store:
         self._faiss_mmapped = False
         self._file_gen = -1  # generation of the newest FAISS file known to be on disk
         self._article_cache: dict[str, Article] = {}
+        self._counts: tuple[int, tuple[int, int]] | None = None
+        self.lexical_budget = lexical_budget
+        self._df: dict[str, tuple[int, int]] = {}  # quoted phrase -> (chunk count then, documents)
         try:
             self.db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -391,8 +456,15 @@ class Store:
 
     @_guard
     def count(self) -> tuple[int, int]:
+        """(articles, chunks); counted once per generation (a full count takes ms at 1M chunks)."""
+        gen = self.generation
+        cached = self._counts
+        if cached is not None and cached[0] == gen and not self.db.in_transaction:
+            return cached[1]
         a = self.db.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
         c = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        if not self.db.in_transaction:
+            self._counts = (gen, (int(a), int(c)))
         return int(a), int(c)
 
     @_guard
@@ -429,9 +501,16 @@ class Store:
     @_guard
     def lexical_search(self, match: str, n: int, since: str | None = None,
                        until: str | None = None) -> list[tuple[int, float]]:
-        """BM25 over chunk text (title weighted lower); (chunk id, -bm25) best first."""
+        """BM25 over chunk text (title weighted lower); (chunk id, -bm25) best first.
+
+        FTS5 scores every passage that matches, so an OR of common words costs time in
+        proportion to the index (~0.35 s at 1M passages). Above ``lexical_budget`` passages, an
+        OR query keeps its rarest words within that many postings (always at least one word);
+        the common words it drops weigh least in BM25 and still count in the dense half.
+        """
         if not match:
             return []
+        match = self.bounded_match(match)
         where, args = _date_where(since, until)
         sql = (
             "SELECT f.rowid, bm25(chunks_fts, 1.0, 0.4) AS s FROM chunks_fts f "
@@ -445,6 +524,36 @@ class Store:
             return []
         return [(int(r[0]), -float(r[1])) for r in rows]
 
+    def bounded_match(self, match: str) -> str:
+        """``match`` itself, or for a large index an OR query cut to the posting budget."""
+        budget = self.lexical_budget
+        if not budget or not _OR_LIST.match(match):
+            return match
+        n_chunks = self.count()[1]
+        if n_chunks <= budget:
+            return match
+        terms = match.split(" OR ")
+        df = {t: self._document_frequency(t, n_chunks) for t in terms}
+        keep = sorted(terms, key=lambda t: df[t])
+        while len(keep) > 1 and sum(df[t] for t in keep) > budget:
+            keep.pop()
+        kept = set(keep)
+        return " OR ".join(t for t in terms if t in kept)
+
+    def _document_frequency(self, phrase: str, n_chunks: int) -> int:
+        """Passages matching a quoted phrase; cached until the index grows or shrinks by 10%."""
+        hit = self._df.get(phrase)
+        if hit is not None and abs(hit[0] - n_chunks) <= n_chunks // 10:
+            return hit[1]
+        try:
+            df = int(self.db.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (phrase,)).fetchone()[0])
+        except sqlite3.OperationalError:
+            df = n_chunks
+        if len(self._df) > 50_000:
+            self._df.clear()
+        self._df[phrase] = (n_chunks, df)
+        return df
+
     # ------------------------------------------------------------------ dense: files
 
     def _faiss_path(self, gen: int) -> Path:
@@ -456,7 +565,7 @@ class Store:
         return sorted(((g, f) for g, f in out if g >= 0), reverse=True)
 
     def _read_faiss(self, path: Path, *, mmap: bool):
-        faiss = _faiss(self.faiss_config.threads)
+        faiss = _faiss()
         flags = 0
         if mmap and self.faiss_config.mmap:
             with open(path, "rb") as fh:
@@ -470,7 +579,7 @@ class Store:
         return index, bool(flags)
 
     def _write_faiss(self, index, gen: int) -> None:
-        faiss = _faiss(self.faiss_config.threads)
+        faiss = _faiss()
         final = self._faiss_path(gen)
         tmp = self.dir / f"{final.name}.tmp{os.getpid()}"
         faiss.write_index(index, str(tmp))
@@ -490,15 +599,7 @@ class Store:
     # ------------------------------------------------------------------ dense: index types
 
     def _tune(self, index) -> None:
-        faiss = _faiss()
-        ivf = faiss.try_extract_index_ivf(index)
-        if ivf is not None:
-            ivf.nprobe = self._nprobe(ivf.nlist)
-
-    def _nprobe(self, nlist: int) -> int:
-        if self.faiss_config.nprobe:
-            return min(nlist, self.faiss_config.nprobe)
-        return min(nlist, max(32, min(256, nlist // 16)))
+        tune(index, self.faiss_config)
 
     def _wanted_type(self, n: int, index=None) -> str | None:
         """"flat" or "ivf" when ``index`` should be rebuilt as that type for ``n`` vectors, else None."""
@@ -514,22 +615,13 @@ class Store:
 
     def _build(self, kind: str, n: int):
         """An empty index of ``kind``, trained on a sample of the stored vectors for IVF."""
-        faiss = _faiss(self.faiss_config.threads)
-        dim = self.dimension
-        if kind == "flat":
-            return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-        nlist = nlist_for(n)
-        index = faiss.IndexIVFScalarQuantizer(
-            faiss.IndexFlatIP(dim), dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
-        )
-        index.cp.niter = 10
-        index.cp.max_points_per_centroid = 64
-        all_ids = np.array([r[0] for r in self.db.execute("SELECT id FROM chunks")], dtype=np.int64)
-        rng = np.random.default_rng(0)
-        sample = np.sort(rng.choice(all_ids, size=min(len(all_ids), nlist * 64), replace=False))
-        index.train(self._vectors_for(sample))
-        self._tune(index)
-        return index
+        sample = None
+        if kind == "ivf":
+            all_ids = np.array([r[0] for r in self.db.execute("SELECT id FROM chunks")], dtype=np.int64)
+            rng = np.random.default_rng(0)
+            size = min(len(all_ids), training_size(n))
+            sample = self._vectors_for(np.sort(rng.choice(all_ids, size=size, replace=False)))
+        return new_index(kind, self.dimension, n, sample, self.faiss_config)
 
     def _vectors_for(self, ids: np.ndarray) -> np.ndarray:
         dim = self.dimension
@@ -564,7 +656,8 @@ class Store:
         kind = kind or ("ivf" if n > self.faiss_config.exact_max else "flat")
         t0 = time.perf_counter()
         index = self._build(kind, n)
-        self._add_stored(index, None)
+        with _building(self.faiss_config.threads):
+            self._add_stored(index, None)
         self._write_faiss(index, gen)
         log.info("%s: rebuilt the %s index of %d vectors in %.1fs", self.dir, kind, n, time.perf_counter() - t0)
         return index

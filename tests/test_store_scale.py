@@ -263,3 +263,35 @@ def test_schema_1_index_is_upgraded(tmp_path):
     store.remove("old")
     assert_consistent(store)
     store.close()
+
+
+def test_bm25_over_a_large_index_keeps_the_rarest_words_within_the_budget(tmp_path):
+    store = Store(tmp_path / "idx", embedder_name="synthetic", faiss=SMALL, lexical_budget=50)
+    rng = np.random.default_rng(13)
+    items = []
+    for i in range(60):  # "goal" in every passage, "hat-trick" in a few, "Zandor" in one
+        words = "A goal was scored." + (" It was a hat-trick." if i % 20 == 0 else "") + (" Zandor." if i == 40 else "")
+        art = Article(f"g{i}", f"Report {i}", None, f"/g{i}.txt", words)
+        items.append(NewArticle(art, f"hg{i}", [Chunk(0, f"g{i}", 0, words, 0, len(words))], unit(rng, 1)))
+    store.write_batch(items)
+    query = '"goal" OR "hat-trick" OR "zandor"'
+    assert store.bounded_match(query) == '"hat-trick" OR "zandor"'
+    assert store.bounded_match('"goal" OR "scored"') in ('"goal"', '"scored"')  # always one word left
+    assert store.bounded_match('"goal" AND "zandor"') == '"goal" AND "zandor"'  # only plain OR lists
+    top = store.lexical_search(query, 3)
+    assert store.chunks([top[0][0]])[top[0][0]].article_id == "g40"
+    store.lexical_budget = 1000  # a small index: exact BM25 over every word
+    assert store.bounded_match(query) == query
+    store.close()
+
+
+def test_counts_follow_every_write(store):
+    rng = np.random.default_rng(14)
+    add_articles(store, clustered(rng, 8))
+    assert store.count() == (2, 8)
+    store.remove("a0")
+    assert store.count() == (1, 4)
+    other = Store(store.dir, embedder_name="synthetic", faiss=SMALL)  # another process writes
+    other.write_batch([article(7, clustered(rng, 3))])
+    other.close()
+    assert store.count() == (2, 7)

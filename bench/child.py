@@ -1,0 +1,100 @@
+"""Benchmark jobs that run in a process of their own, so that their peak memory and start-up
+are theirs alone. Each prints one JSON object on its last line of stdout.
+
+    python bench/child.py ingest INDEX CORPUS [EMBEDDER]
+    python bench/child.py build-store INDEX N_PASSAGES VECTORS.npz CHUNKS.json EMBEDDER_NAME
+    python bench/child.py ask INDEX QUESTIONS.json REPEATS
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+
+
+def ingest(index: str, corpus: str, embedder: str | None = None) -> dict:
+    """Indexes a corpus with a warm embedder; the model load is timed apart from the ingest."""
+    from rag import Assistant
+
+    t0 = time.perf_counter()
+    a = Assistant(index, embedder=embedder or None, seed=False, quiet=True)
+    a.embedder.encode(["warm up"])
+    t1 = time.perf_counter()
+    report = a.add([corpus])
+    t2 = time.perf_counter()
+    stats = a.store.stats()
+    return {"embedder": a.embedder.name, "articles": report.added, "chunks": report.chunks,
+            "failed": report.failed, "load_s": t1 - t0, "ingest_s": t2 - t1, "faiss": stats.faiss_type,
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def build_store(index: str, n: str, vectors: str, chunks: str, embedder_name: str) -> dict:
+    """Writes ``n`` synthetic passages through the real batch path (SQLite, FTS5, FAISS)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from synthetic import RealVectors, synthetic_articles
+
+    from rag.models import Article, Chunk
+    from rag.store import NewArticle, Store
+
+    z = np.load(vectors)
+    real = RealVectors(z["base"], z["chunks"], json.loads(Path(chunks).read_text()), z["queries"], [])
+    store = Store(index, embedder_name=embedder_name)
+    t0 = time.perf_counter()
+    batch: list[NewArticle] = []
+    n_batch = 0
+    for aid, title, texts, vecs in synthetic_articles(real, int(n)):
+        body = "\n\n".join(texts)
+        chunks, start = [], 0
+        for j, t in enumerate(texts):
+            chunks.append(Chunk(0, aid, j, t, start, start + len(t)))
+            start += len(t) + 2
+        batch.append(NewArticle(Article(aid, title, "2005-01-01", f"synthetic/{aid}.txt", body), aid, chunks, vecs))
+        n_batch += len(texts)
+        if n_batch >= 4000:
+            store.write_batch(batch)
+            batch, n_batch = [], 0
+    if batch:
+        store.write_batch(batch)
+    store.checkpoint()
+    t1 = time.perf_counter()
+    stats = store.stats()
+    return {"passages": stats.chunks, "articles": stats.articles, "write_s": t1 - t0, "faiss": stats.faiss_type,
+            "size_mb": stats.size_bytes / 1e6, "peak_rss_mb": peak_rss_mb()}
+
+
+def ask(index: str, questions: str, repeats: str) -> dict:
+    """Opens an index as ``rag ask`` would and asks every question ``repeats`` times (warm)."""
+    from rag import Assistant
+
+    qs = json.loads(Path(questions).read_text())
+    t0 = time.perf_counter()
+    a = Assistant(index, seed=False, quiet=True)
+    first = a.ask(qs[0])
+    t1 = time.perf_counter()
+    total, retrieve, answer = [], [], []
+    for _ in range(int(repeats)):
+        for q in qs:
+            ans = a.ask(q)
+            total.append(ans.timings.total_ms)
+            retrieve.append(ans.timings.retrieve_ms)
+            answer.append(ans.timings.answer_ms)
+    return {"first_ask_s": t1 - t0, "mode": first.mode, "n": len(total), "faiss": a.store.stats().faiss_type,
+            "median_ms": statistics.median(total), "p95_ms": float(np.percentile(total, 95)),
+            "retrieve_median_ms": statistics.median(retrieve), "answer_median_ms": statistics.median(answer),
+            "peak_rss_mb": peak_rss_mb()}
+
+
+JOBS = {"ingest": ingest, "build-store": build_store, "ask": ask}
+
+if __name__ == "__main__":
+    print(json.dumps(JOBS[sys.argv[1]](*sys.argv[2:])))
