@@ -160,7 +160,7 @@ def bench_ingest(res: Results, work: Path, embedder: str | None, full: bool) -> 
     res.add(s, "articles, chunks", f"{r['articles']}, {r['chunks']}")
     res.add(s, "ingest time", r["ingest_s"], "s")
     res.add(s, "model load", r["load_s"], "s")
-    res.add(s, "peak RSS", peak_children, "MB")
+    res.add(s, "peak RSS", peak_children, "MB")  # the first child: no larger one ran before it
     if full:  # one embedding thread: how much the second core adds
         r1 = child("ingest", str(work / "bbc-index-1thread"), str(CORPUS), embedder or "",
                    env={"RAG_EMBED_THREADS": "1"})
@@ -200,23 +200,31 @@ def _warm_ask(index: Path, questions: list[str], repeats: int, embedder) -> dict
             "answer_median_ms": statistics.median(answer)}
 
 
-def bench_ask(res: Results, work: Path, bbc_index: Path, embedder: str | None, repeats: int) -> Path:
-    """Warm extractive questions at the seeds and over the BBC corpus."""
+def seeds_index(work: Path, embedder: str | None) -> Path:
     from rag import Assistant
+
+    index = work / "seeds-index"
+    a = Assistant(index, embedder=embedder, seed=False, quiet=True)
+    a.add([SEEDS])
+    a.close()
+    return index
+
+
+def bench_ask(res: Results, seeds: Path, bbc_index: Path | None, embedder: str | None, repeats: int) -> None:
+    """Warm extractive questions at the seeds and over the BBC corpus."""
     from rag.embed import make_embedder
 
-    seeds_index = work / "seeds-index"
     emb = make_embedder(embedder)
-    Assistant(seeds_index, embedder=emb, seed=False, quiet=True).add([SEEDS])
-    for name, index, qs in (("seeds", seeds_index, jsonl_questions(SEEDS_QA) or [COLD_QUESTION]),
-                            ("bbc", bbc_index, jsonl_questions(DEV))):
+    cases = [("seeds", seeds, jsonl_questions(SEEDS_QA) or [COLD_QUESTION])]
+    if bbc_index is not None:
+        cases.append(("bbc", bbc_index, jsonl_questions(DEV)))
+    for name, index, qs in cases:
         r = _warm_ask(index, qs, repeats, emb)
         res.sections[f"ask_{name}"] = r
         s = f"warm ask @{name} ({r['mode']})"
         res.add(s, "median", r["median_ms"], "ms", "<= 50" if name == "seeds" else "")
         res.add(s, "p95", r["p95_ms"], "ms")
         res.add(s, "retrieve / answer median", f"{r['retrieve_median_ms']:.1f} / {r['answer_median_ms']:.1f}", "ms")
-    return seeds_index
 
 
 def bench_cold(res: Results, indexes: dict[str, Path], runs: int) -> None:
@@ -335,11 +343,11 @@ def bench_ask_at_scale(res: Results, work: Path, embedder: str | None, n: int, r
     shutil.rmtree(index, ignore_errors=True)
 
 
-def bench_llm(res: Results, seeds_index: Path, model: Path, embedder: str | None) -> None:
-    """Time to first token and decoding speed of a GGUF model on the seed questions."""
+def _llm_run(index: Path, model: Path, embedder: str | None, threads: int | None) -> dict:
     from rag import Assistant
+    from rag.llm import LLMSettings
 
-    a = Assistant(seeds_index, embedder=embedder, model=model, seed=False, quiet=True)
+    a = Assistant(index, embedder=embedder, model=model, llm=LLMSettings(n_threads=threads), seed=False, quiet=True)
     qs = (jsonl_questions(SEEDS_QA) or [COLD_QUESTION])[:6]
     a.ask(qs[0])  # loads the model
     first, rates = [], []
@@ -349,15 +357,22 @@ def bench_llm(res: Results, seeds_index: Path, model: Path, embedder: str | None
             first.append(t.first_token_ms)
         if t.generated_tokens and t.first_token_ms is not None and t.answer_ms > t.first_token_ms:
             rates.append((t.generated_tokens - 1) / ((t.answer_ms - t.first_token_ms) / 1000))
-    settings = getattr(a.answerer, "settings", None)
+    used = a.answerer.settings.threads
     a.close()
-    res.sections["llm"] = {"model": str(model), "first_token_ms": first, "tokens_per_s": rates,
-                           "threads": getattr(settings, "threads", None)}
-    s = f"LLM ({model.name})"
-    if first:
-        res.add(s, "time to first token", statistics.median(first), "ms")
-    if rates:
-        res.add(s, "decoding", statistics.median(rates), "tokens/s")
+    return {"threads": used, "first_token_ms": first, "tokens_per_s": rates}
+
+
+def bench_llm(res: Results, index: Path, model: Path, embedder: str | None) -> None:
+    """Time to first token and decoding speed of a GGUF model on the seed questions, with the
+    default threads (the physical cores) and with one."""
+    runs = [_llm_run(index, model, embedder, None), _llm_run(index, model, embedder, 1)]
+    res.sections["llm"] = {"model": str(model), "runs": runs}
+    for r in runs:
+        s = f"LLM ({model.name}, {r['threads']} thread{'s' if r['threads'] > 1 else ''})"
+        if r["first_token_ms"]:
+            res.add(s, "time to first token", statistics.median(r["first_token_ms"]), "ms")
+        if r["tokens_per_s"]:
+            res.add(s, "decoding", statistics.median(r["tokens_per_s"]), "tokens/s")
 
 
 # ---------------------------------------------------------------------------------- output
@@ -416,20 +431,22 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="rag-bench-"))
     t0 = time.perf_counter()
     try:
-        bbc_index = bench_ingest(res, work, args.embedder, full=not args.quick) if only & {"ingest", "ask", "cold"} else None
-        if bbc_index is not None:
+        bbc_index = None
+        if only & {"ingest", "ask", "cold"}:
+            bbc_index = bench_ingest(res, work, args.embedder, full=not args.quick)
             bench_size(res, bbc_index)
-        seeds_index = None
-        if only & {"ask", "cold", "llm"} and bbc_index is not None:
-            seeds_index = bench_ask(res, work, bbc_index, args.embedder, repeats)
-        if "cold" in only and seeds_index is not None:
-            bench_cold(res, {"seeds": seeds_index, "bbc": bbc_index}, 2 if args.quick else 5)
+        seeds = seeds_index(work, args.embedder) if only & {"ask", "cold", "llm"} else None
+        if "ask" in only:
+            bench_ask(res, seeds, bbc_index, args.embedder, repeats)
+        if "cold" in only:
+            indexes = {"seeds": seeds} | ({"bbc": bbc_index} if bbc_index else {})
+            bench_cold(res, indexes, 2 if args.quick else 5)
         if "scale" in only:
             bench_scale(res, work, args.embedder, sizes)
         if "ask-at-scale" in only:
             bench_ask_at_scale(res, work, args.embedder, ask_at, repeats)
-        if "llm" in only and args.model and seeds_index is not None:
-            bench_llm(res, seeds_index, args.model.resolve(), args.embedder)
+        if "llm" in only and args.model:
+            bench_llm(res, seeds, args.model.resolve(), args.embedder)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     res.machine["load_after"] = os.getloadavg()
