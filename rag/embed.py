@@ -18,13 +18,13 @@ for a model. Vectors are L2-normalised float32, so inner product is cosine simil
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from .errors import ConfigError
+from .offline import LazyModel, offline_env
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"  # PyTorch fp32
 INT8_EMBEDDER = "all-MiniLM-L6-v2-int8"  # ONNX Runtime int8
@@ -73,7 +73,7 @@ def default_threads() -> int:
     return max(1, min(4, cores))
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(LazyModel):
     """A sentence-transformers model by name or local path; the packaged MiniLM by default."""
 
     def __init__(self, model: str = DEFAULT_EMBEDDER, *, threads: int | None = None,
@@ -84,7 +84,6 @@ class SentenceTransformerEmbedder:
         self.device = device
         self._model = None
         self._dim: int | None = 384 if model == DEFAULT_EMBEDDER else None
-        self._lock = threading.Lock()
 
     def _resolve(self) -> str:
         if self.model_ref in (DEFAULT_EMBEDDER, f"sentence-transformers/{DEFAULT_EMBEDDER}"):
@@ -102,20 +101,8 @@ class SentenceTransformerEmbedder:
             return str(p.resolve())
         return self.model_ref  # a hub name: works only if it is already in the local HF cache
 
-    @property
-    def model(self):
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    self._model = self._load()
-        return self._model
-
     def _load(self):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        offline_env()
         import torch
         from sentence_transformers import SentenceTransformer
 

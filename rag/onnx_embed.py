@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError
+from .offline import offline_env
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +115,7 @@ def export_int8(model_dir: Path, out_dir: Path) -> Path:
     Written into a temporary folder and renamed, so a crash never leaves a half-written model
     where a later run would find it.
     """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    offline_env()
     import warnings
 
     try:

@@ -12,17 +12,17 @@ them, and the top ones go to the answerer.
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import replace
 from pathlib import Path
 
 from .errors import ConfigError
+from .offline import LazyModel, offline_env
 from .models import Passage, Query
 
 DEFAULT_CANDIDATES = 20
 
 
-class CrossEncoderReranker:
+class CrossEncoderReranker(LazyModel):
     """Reorders passages with a sentence-transformers ``CrossEncoder``, loaded on first use.
 
     Args:
@@ -47,20 +47,9 @@ class CrossEncoderReranker:
         self.candidates = candidates
         self.device = device
         self._model = None
-        self._lock = threading.Lock()
-
-    @property
-    def model(self):
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    self._model = self._load()
-        return self._model
 
     def _load(self):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        offline_env()
         from sentence_transformers import CrossEncoder
 
         try:
