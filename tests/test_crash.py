@@ -69,29 +69,29 @@ def run_and_kill(index_dir, corpus, rng: random.Random) -> tuple[set[str], set[s
     in_flight: set[str] = set()
     commits = 0
     kill_after = rng.randint(2, 4)
+
+    def follow(line: str) -> None:
+        """Tracks the child's batches from the events it prints."""
+        nonlocal in_flight, commits
+        event, sources = json.loads(line)
+        if event == "committing":
+            in_flight = set(sources)
+        elif event == "committed":
+            committed.update(sources)
+            in_flight = set()
+            commits += 1
+
     try:
         for line in child.stdout:
-            event, sources = json.loads(line)
-            if event == "committing":
-                in_flight = set(sources)
-            elif event == "committed":
-                committed |= set(sources)
-                in_flight = set()
-                commits += 1
-                if commits == kill_after:
-                    time.sleep(rng.uniform(0.0, 0.4))  # land anywhere in the next batch
-                    child.send_signal(signal.SIGKILL)
-                    break
-            else:
-                pytest.fail("the ingest finished before it could be killed")
-        # whatever the child managed to print before the signal landed
-        for line in child.stdout:
-            event, sources = json.loads(line)
-            if event == "committing":
-                in_flight = set(sources)
-            elif event == "committed":
-                committed |= set(sources)
-                in_flight = set()
+            follow(line)
+            if commits == kill_after:
+                time.sleep(rng.uniform(0.0, 0.4))  # land anywhere in the next batch
+                child.send_signal(signal.SIGKILL)
+                break
+        else:
+            pytest.fail("the ingest finished before it could be killed")
+        for line in child.stdout:  # whatever the child managed to print before the signal landed
+            follow(line)
     finally:
         child.kill()
         child.wait(timeout=30)
