@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -113,7 +112,7 @@ def test_remove_deletes_the_article_and_its_uploaded_file(fake_assistant, tmp_pa
 
 
 class RecordingAssistant:
-    """Records what ask_stream receives and on which thread each step runs."""
+    """Records what ask_stream receives, and whether its stream was closed early."""
 
     def __init__(self, index_dir: Path, *, llm: bool = False, signature: str = "full") -> None:
         self.index_dir = index_dir
@@ -121,18 +120,19 @@ class RecordingAssistant:
         self.answerer = type("A", (), {"mode": "llm" if llm else "extractive",
                                        "path": Path("/models/tiny.gguf") if llm else None})()
         self.calls: list[dict] = []
-        self.threads: set[int] = set()
-        self.lock_seen: list[bool] = []
+        self.closed = False
         self.backend: ChatBackend | None = None
         if signature == "old":
             self.ask_stream = self._old_ask_stream
 
     def _record(self, question, kwargs):
         self.calls.append({"question": question, **kwargs})
-        for piece in ("June ", "2024 ", "[1]."):
-            self.threads.add(threading.get_ident())
-            self.lock_seen.append(self.backend.llm_lock.locked() if self.backend else False)
-            yield piece
+        try:
+            for piece in ("June ", "2024 ", "[1]."):
+                yield piece
+        except GeneratorExit:
+            self.closed = True
+            raise
         yield Answer(question=question, text="June 2024 [1].", citations=[], passages=[],
                      abstained=False, mode=self.answerer.mode)
 
@@ -180,7 +180,7 @@ def test_bad_mode_is_a_config_error(tmp_path):
         ChatBackend(RecordingAssistant(tmp_path)).ask_stream("q", [], mode="poetry")
 
 
-def test_llm_stream_holds_the_lock_on_one_thread_however_gradio_advances_it(tmp_path):
+def test_llm_stream_can_be_advanced_from_any_gradio_worker(tmp_path):
     stub = RecordingAssistant(tmp_path, llm=True)
     backend = stub.backend = ChatBackend(stub)
     assert backend.has_llm and backend.model_name == "tiny.gguf"
@@ -192,19 +192,18 @@ def test_llm_stream_holds_the_lock_on_one_thread_however_gradio_advances_it(tmp_
             if item is None:
                 break
             items.append(item)
+    assert items[:3] == ["June ", "2024 ", "[1]."]
     assert isinstance(items[-1], Answer)
-    assert len(stub.threads) == 1 and all(stub.lock_seen)
-    assert not backend.llm_lock.locked()
+    assert stub.calls[-1]["question"] == "q"
 
 
-def test_abandoned_stream_releases_the_lock(tmp_path):
+def test_abandoned_stream_is_closed(tmp_path):
     stub = RecordingAssistant(tmp_path, llm=True)
     backend = stub.backend = ChatBackend(stub)
     stream = backend.ask_stream("q", [], mode="llm")
     assert next(stream) == "June "
-    stream.close()  # the page went away
-    with backend.llm_lock:  # would block for ever if the lock were still held
-        pass
+    stream.close()  # the page went away: the assistant's stream (and its generation) stop
+    assert stub.closed
 
 
 def test_errors_in_the_stream_reach_the_caller(fake_assistant):

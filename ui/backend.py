@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import inspect
 import os
-import queue
 import shutil
 import threading
 import uuid
@@ -81,7 +80,6 @@ class ChatBackend:
     def __init__(self, assistant: Any, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> None:
         self.assistant = assistant
         self.max_upload_bytes = max_upload_bytes
-        self.llm_lock = threading.Lock()  # one generation at a time: llama.cpp contexts are not shared
         self.ingest_lock = threading.Lock()
         self.index_dir = Path(assistant.index_dir).resolve()
         self.uploads_dir = self.index_dir / UPLOADS_DIRNAME
@@ -126,7 +124,7 @@ class ChatBackend:
         """Text pieces, then the final Answer; keywords the assistant lacks are left out.
 
         ``mode`` "extractive" answers without the LLM even when one is configured; "llm" (or
-        None) uses the assistant's own answerer. LLM answers run one at a time.
+        None) uses the assistant's own answerer, which generates for one question at a time.
         """
         if mode is not None and mode not in MODES:
             raise ConfigError(f"answer mode must be one of {', '.join(MODES)}, got '{mode}'")
@@ -136,7 +134,10 @@ class ChatBackend:
         if history:
             wanted["history"] = [(t.question, t.answer) for t in history]
         kwargs = {k: v for k, v in wanted.items() if v is not None and self.supports(k)}
-        return self._pump(lambda: target.ask_stream(question, **kwargs), lock=use_llm)
+        # The assistant's stream holds no lock between items (the LLM answerer generates on a
+        # thread of its own, one question at a time), so Gradio may advance it from any worker
+        # thread, and closing it when the page goes away stops the generation.
+        return target.ask_stream(question, **kwargs)
 
     def _extractive_view(self) -> Any:
         """The assistant with the extractive answerer: same store, embedder and retriever.
@@ -151,54 +152,6 @@ class ChatBackend:
             view.answerer = ExtractiveAnswerer()
             self._extractive = view
         return self._extractive
-
-    def _pump(self, make: Callable[[], Iterator[str | Answer]], *, lock: bool) -> Iterator[str | Answer]:
-        """Runs an answer stream on one thread of its own and relays its items.
-
-        Gradio advances a generator from whichever worker thread is free, so a lock taken inside
-        the assistant's stream could be released by another thread (an error) or re-entered by
-        another request on the same thread (two generations at once). Here the whole stream,
-        and the LLM lock, stay on one thread; if the page goes away, the stream is closed at
-        its next piece.
-        """
-        items: queue.Queue[tuple[str, Any]] = queue.Queue()
-        stop = threading.Event()
-
-        def work() -> None:
-            try:
-                if lock:
-                    self.llm_lock.acquire()
-                try:
-                    stream = make()
-                    try:
-                        for item in stream:
-                            items.put(("item", item))
-                            if stop.is_set():
-                                break
-                    finally:
-                        close = getattr(stream, "close", None)
-                        if callable(close):
-                            close()
-                finally:
-                    if lock:
-                        self.llm_lock.release()
-            except BaseException as e:  # handed to the caller's thread, re-raised there
-                items.put(("error", e))
-            finally:
-                items.put(("done", None))
-
-        threading.Thread(target=work, name="rag-answer", daemon=True).start()
-        try:
-            while True:
-                kind, value = items.get()
-                if kind == "item":
-                    yield value
-                elif kind == "error":
-                    raise value
-                else:
-                    return
-        finally:
-            stop.set()
 
     def article(self, article_id: str):
         """The stored article (for highlighting quotes in context); KeyError if it is gone."""
