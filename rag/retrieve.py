@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-import sqlite3
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -234,7 +233,6 @@ class Retriever:
         self.embedder = embedder
         self.config = config or RetrievalConfig()
         self.reranker = reranker  # an optional rag.rerank.CrossEncoderReranker
-        self._rarity: dict[tuple[int, str], float] = {}
 
     def analyse(self, question: str, *, since: str | None = None, until: str | None = None) -> Query:
         """``analyse`` plus how rare each question word is in this index (for answer scoring)."""
@@ -243,31 +241,17 @@ class Retriever:
 
     def rarity(self, terms: list[str]) -> dict[str, float]:
         """0..1 inverse document frequency of each term over the indexed passages."""
-        gen = self.store.generation
         _, n_chunks = self.store.count()
         out: dict[str, float] = {}
         for t in terms:
-            key = (gen, t)
-            if key not in self._rarity:
-                if len(self._rarity) > 50_000:  # a long-running server: start the cache afresh
-                    self._rarity.clear()
-                df = self._document_frequency(t)
-                if df is None:
-                    return {}
-                # a word no passage has (a typo, say) tells sentences apart no better than any other
-                self._rarity[key] = math.log((n_chunks + 1) / (df + 1)) / math.log(n_chunks + 2) if df else 0.5
-            out[t] = self._rarity[key]
+            df = self._document_frequency(t, n_chunks)
+            # a word no passage has (a typo, say) tells sentences apart no better than any other
+            out[t] = math.log((n_chunks + 1) / (df + 1)) / math.log(n_chunks + 2) if df else 0.5
         return out
 
-    def _document_frequency(self, term: str) -> int | None:
-        """Passages whose text holds the term (FTS5, same stemming as BM25); None if unavailable."""
-        try:
-            row = self.store.db.execute(
-                "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (f'"{term.replace(chr(34), "")}"',)
-            ).fetchone()
-        except (sqlite3.Error, AttributeError):
-            return None
-        return int(row[0])
+    def _document_frequency(self, words: str, n_chunks: int) -> int:
+        """Passages holding the words as a phrase (the store caches the FTS5 counts)."""
+        return self.store.document_frequency(f'"{words.replace(chr(34), "")}"', n_chunks)
 
     def _bridge_match(self, query: Query, name: str) -> str | None:
         """BM25 for the bridge name AND one of the question's informative words (None if none):
@@ -281,8 +265,8 @@ class Retriever:
     def _is_informative(self, name: str) -> bool:
         """A bridge name that most passages mention (a club in every report) leads nowhere."""
         _, n_chunks = self.store.count()
-        df = self._document_frequency(" ".join(tokens(name)))
-        return df is None or n_chunks == 0 or df <= self.config.bridge_max_share * n_chunks
+        df = self._document_frequency(" ".join(tokens(name)), n_chunks)
+        return n_chunks == 0 or df <= self.config.bridge_max_share * n_chunks
 
     def retrieve(self, query: Query, top_k: int = 5) -> list[Passage]:
         """The ``top_k`` passages for the query, best first (reranked when a reranker is set)."""

@@ -533,15 +533,18 @@ class Store:
         if n_chunks <= budget:
             return match
         terms = match.split(" OR ")
-        df = {t: self._document_frequency(t, n_chunks) for t in terms}
+        df = {t: self.document_frequency(t, n_chunks) for t in terms}
         keep = sorted(terms, key=lambda t: df[t])
         while len(keep) > 1 and sum(df[t] for t in keep) > budget:
             keep.pop()
         kept = set(keep)
         return " OR ".join(t for t in terms if t in kept)
 
-    def _document_frequency(self, phrase: str, n_chunks: int) -> int:
-        """Passages matching a quoted phrase; cached until the index grows or shrinks by 10%."""
+    def document_frequency(self, phrase: str, n_chunks: int | None = None) -> int:
+        """Passages matching an FTS5 phrase (quoted, same stemming as BM25); cached until the
+        index grows or shrinks by 10%, which is all BM25 budgeting and word rarity need."""
+        if n_chunks is None:
+            n_chunks = self.count()[1]
         hit = self._df.get(phrase)
         if hit is not None and abs(hit[0] - n_chunks) <= n_chunks // 10:
             return hit[1]
