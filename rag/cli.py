@@ -17,10 +17,6 @@ from typing import Any
 EXIT_USER_ERROR = 2
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that names the bad option on one line (its default), exit status 2."""
-
-
 def _add_index_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", metavar="DIR", help="index folder (default: $RAG_INDEX or ./index of the project)")
     p.add_argument("--embedder", metavar="NAME_OR_PATH",
@@ -54,7 +50,7 @@ def llm_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="rag", description="Ask questions of your football news articles; answers cite their sources.")
+    parser = argparse.ArgumentParser(prog="rag", description="Ask questions of your football news articles; answers cite their sources.")
     parser.add_argument("--version", action="version", version="football-rag 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
