@@ -108,7 +108,8 @@ _SPECULATIVE = re.compile(r"\b(?:favou?rite to|could|would|might|may|linked|repo
 _FUTURE = re.compile(r"\b(?:will|shall|going to)\b")
 _PAST_Q = re.compile(r"\b(did|was|were|had)\b", re.I)
 _PRONOUN_START = re.compile(r"^\s*[\"“]?\s*(?:He|She|They|It|His|Her|Their|The (?:\d+-year-old|[a-z]+(?:-[a-z]+)? (?:coach|manager|striker|midfielder|defender|winger|player|tactician|boss|club|side|keeper|goalkeeper|forward|international)|[a-z]+))\b")
-_FOCUS = re.compile(r"\bhow (?:many|much)\s+([a-z]+)|\bwhat (?:fee|number|percentage)\b")
+# "how many *games*", past modifiers: "how many top-flight *goals*", "how many Premiership *goals*"
+_FOCUS = re.compile(r"\b(?i:how) (?:many|much)\s+(?:(?:[A-Z][\w'’-]*|[a-z]+-[a-z-]+)\s+)*([a-z]+)|\b(?i:what) (?:fee|number|percentage)\b")
 _MONEY_Q = re.compile(r"\bhow much\b.*\b(pay|paid|cost|fee|worth|sum|price|spend|spent|sell|sold|buy|bought|bid|offer|owe|owed|fine|fined|earn|wage|salary|compensation|get|receive|raise)|\bwhat (?:fee|price)\b|\bhow much (?:money|cash)\b|\bhow much was\b.*\bfined\b")
 _AGE_Q = re.compile(r"\bhow old\b|\bwhat age\b|\bat what age\b|\bage of\b|\baged\b")
 _DURATION_Q = re.compile(r"\bhow long\b|\bfor how (?:many|long)\b.*\b(?:years?|months?|weeks?|days?)\b")
@@ -121,6 +122,9 @@ def _demonym(word: str) -> bool:
     w = word.rstrip("'’s") if word.endswith(("'s", "’s")) else word
     return w in dem or (w.endswith("s") and w[:-1] in dem)
 
+
+# Words after which a name in a match report is a side: "against *Wimbledon*", "beat *Hibs*".
+_OPPONENT_WORDS = frozenset("against v vs versus beat beating beaten defeat defeated defeating thrash thrashed hosts host hosting face faces facing".split())
 
 _TYPED = ("date", "money", "number", "age", "duration", "score", "position", "quote")
 _NAMED = ("person", "club", "country", "place", "competition", "org", "name")
@@ -230,7 +234,7 @@ def wanted(query: Query, voc: Vocabulary | None = None) -> tuple[str, str | None
             return "country", head
         return "place", head
     if kind == "who" or q.startswith("whose") or re.search(r"^\s*(?:against|from|to|with|for|by) whom\b", q):
-        if _SIDE_VERB.search(q):
+        if _SIDE_VERB.search(q) and htype != "person":  # "Who was the Livingston *manager* when Hearts beat them"
             return "club", head
         return "person", head
     if htype is not None:
@@ -250,7 +254,7 @@ def frame(query: Query, rarity_floor: float = RARITY_FLOOR) -> Frame:
     want, head = wanted(query, voc)
     raw = query.text
     first = (tokens(raw) or [""])[0]
-    fm = _FOCUS.search(raw.lower())
+    fm = _FOCUS.search(raw)
     head_stems = _stems_of(head) if head else set()
     verb, side = _main_verb(raw)
     if fm and fm.group(1) and fm.group(1) not in STOPWORDS and fm.group(1) not in _AUX:
@@ -290,7 +294,9 @@ def frame(query: Query, rarity_floor: float = RARITY_FLOOR) -> Frame:
                  focus=focus, head=head, verb=verb_stems, verb_side=side, roles=roles)
 
 
-_OBJECT_Q = re.compile(r"\b(?:did|does|do|will|would|could|can|has|have|had)\s+(?:the\s+)?(?:(?:[A-Z][\w'’-]*|van|von|de|da|der)\s+)+([a-z][a-z-]+)")
+_ADVERBS = r"(?:last|first|originally|previously|initially|finally|eventually|also|ever|just|still|once|again|already|never|recently|actually|really|effectively)"
+_OBJECT_Q = re.compile(r"\b(?:did|does|do|will|would|could|can|has|have|had)\s+(?:the\s+)?(?:(?:[A-Z][\w'’-]*|van|von|de|da|der)\s+)+"
+                       rf"(?:{_ADVERBS}\s+)?([a-z][a-z-]+)")
 _SUBJECT_Q = re.compile(r"^\s*(?:who|which|whose)\b((?:\s+[\w'’-]+){0,5})", re.I)
 
 
@@ -538,6 +544,8 @@ class ExtractiveAnswerer:
         prev = tokens(before[-30:])[-2:]
         if prev and (prev[-1] in voc.person_nouns or " ".join(prev) in voc.person_nouns):
             return "person"
+        if prev and (prev[-1] in _OPPONENT_WORDS or prev[-1] in voc.club_nouns) and prev[-1] not in voc.country_nouns:
+            return "side?"  # "winner against *Wimbledon*", "leaders *Yeading*": most likely a side
         if prev and prev[-1] in ("in", "at", "near", "outside", "from") and len(span.split()) == 1:
             return "place?"
         return "name"
@@ -584,19 +592,19 @@ class ExtractiveAnswerer:
         if want == "person":
             if etype in ("club", "country", "place", "competition"):
                 return None
-            return 2.0 + multi + (1.5 if etype == "person" else 0.0) - (0.8 if etype == "place?" else 0.0)
+            return 2.0 + multi + (1.5 if etype == "person" else 0.0) - (0.8 if etype in ("place?", "side?") else 0.0)
         if want == "club":
-            return {"club": 5.0, "country": 2.5, "name": 1.5 + multi / 2, "place?": 1.5}.get(etype)
+            return {"club": 5.0, "side?": 4.5, "country": 2.5, "name": 1.5 + multi / 2, "place?": 1.5}.get(etype)
         if want == "country":
-            return {"country": 5.0, "club": 1.0, "place?": 1.0}.get(etype)
+            return {"country": 5.0, "club": 1.0, "place?": 1.0, "side?": 1.5}.get(etype)
         if want == "place":
-            return {"place": 5.0, "place?": 4.0, "country": 3.5, "club": 0.5, "name": 1.0}.get(etype)
+            return {"place": 5.0, "place?": 4.0, "country": 3.5, "club": 0.5, "side?": 0.8, "name": 1.0}.get(etype)
         if want == "competition":
             return {"competition": 5.0, "name": 1.0}.get(etype)
         if want == "org":
             return {"name": 2.5 + multi, "club": 0.5}.get(etype)
         if want == "name":
-            return {"person": 3.0, "name": 2.0 + multi, "club": 2.5, "country": 2.0, "place": 1.5,
+            return {"person": 3.0, "name": 2.0 + multi, "club": 2.5, "side?": 2.5, "country": 2.0, "place": 1.5,
                     "place?": 1.5, "competition": 1.5}.get(etype)
         return None
 
@@ -792,6 +800,24 @@ class ExtractiveAnswerer:
                 break
         return best
 
+    @staticmethod
+    def _finer_date(best: _Candidate, cands: list[_Candidate], ratio: float = 0.8) -> _Candidate | None:
+        """A sentence of the same article that dates the lead's event more precisely ("in March"
+        → "on 29 March", "2008" → "May 2008"), scoring at least ``ratio`` of the lead: it leads,
+        and the lead sentence is still cited beside it."""
+        if best.span is None or best.span.type != "date":
+            return None
+        words = tokens(best.span.text)
+        for c in cands[1:]:
+            if c.score < ratio * best.score:
+                break
+            if c.span is None or c.span.type != "date" or c.passage.article.id != best.passage.article.id:
+                continue
+            finer = tokens(c.span.text)
+            if len(finer) > len(words) and any(finer[i:i + len(words)] == words for i in range(len(finer))):
+                return c
+        return None
+
     def select(self, query: Query, passages: list[Passage], fr: Frame | None = None) -> list[_Candidate]:
         """The sentences an answer would cite, lead first (before the abstention rule)."""
         return self._select(query, passages, fr or frame(query, self.rarity_floor))[0]
@@ -807,6 +833,9 @@ class ExtractiveAnswerer:
             assert hop.bridge is not None
             return [hop, hop.bridge], cands
         chosen = [best]
+        finer = self._finer_date(best, cands)
+        if finer is not None:
+            chosen = [finer, best]
         for c in cands[1:]:
             if len(chosen) >= self.max_citations:
                 break

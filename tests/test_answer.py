@@ -45,6 +45,7 @@ def ask(question: str, *articles: Article, **kw):
     ("Which bookmaker paid out?", "org"),
     ("What was Michels called in his homeland?", "quote"),
     ("Which Premier League rule was breached?", "name"),
+    ("Who was the Livingston manager when Hearts beat them?", "person"),
 ])
 def test_what_a_question_wants(question, want):
     assert wanted(analyse(question))[0] == want
@@ -170,3 +171,32 @@ def test_head_noun_matches_its_synonym_beside_the_span():
                         "the goalless draw with Chelsea. A brave display led by keeper David James denied Chelsea.")
     a = ask("Which Manchester City goalkeeper's saves denied Chelsea in the goalless draw with Kevin Keegan's side?", art)
     assert a.short_answer == "David James"  # "keeper" stands for the question's "goalkeeper"
+
+
+def test_a_name_after_against_or_a_side_noun_is_taken_for_a_side():
+    stuart = _article("s", "Stuart retires\n\nGraham Stuart joined Norwich from Charlton in 2005. "
+                           "He remains a hero at Goodison Park after his late winner against Wimbledon "
+                           "saved Everton from relegation in 1994.")
+    assert ask("Against which club did Graham Stuart's late winner save Everton in 1994?", stuart).short_answer == "Wimbledon"
+    ans = ExtractiveAnswerer()
+    assert ans.entity_type("Yeading", "a trip to Ryman Premier League leaders ") == "side?"
+    assert ans.entity_type("Yeading", "a goal by ") == "name"
+
+
+def test_a_finer_date_in_the_same_article_leads():
+    friendly = _article("f", "Republic to face China\n\n"
+                             "The Republic of Ireland have arranged a friendly against China at Lansdowne Road in March. "
+                             "Brian Kerr's side will face the 54th ranked Chinese on 29 March.")
+    a = ask("When will the Republic of Ireland play China in a friendly at Lansdowne Road?", friendly)
+    assert a.short_answer == "29 March"
+    assert len(a.citations) == 2 and all(c.article_id == "f" for c in a.citations)
+
+
+@pytest.mark.parametrize("question, focus", [
+    ("When did Ruud van Nistelrooy last play for United?", "play"),
+    ("From which club had Chelsea originally signed him?", "sign"),
+    ("How many top-flight goals had Fowler scored?", "goal"),
+    ("How many Premiership goals did Thierry Henry score?", "goal"),
+])
+def test_the_focus_word_skips_adverbs_and_modifiers(question, focus):
+    assert frame(analyse(question)).focus == focus
