@@ -116,6 +116,10 @@ _DURATION_Q = re.compile(r"\bhow long\b|\bfor how (?:many|long)\b.*\b(?:years?|m
 _POSITION_Q = re.compile(r"\b(finish|finished|place|placed|position|sit|sitting|table|rank|ranked|standing|lie|lying)\b")
 _SIDE_VERB = re.compile(r"\bwhom? (?:did|do|does|will|would|could|had|have|has|are|were|is|was)\b.*\b(beat|play|face|meet|draw|host|knock|thrash|defeat|lose to|lost to|sign from)\b")
 
+# "Who won the 2005 Champions League final?": sides win finals, cups and matches.
+_SIDE_WON = re.compile(r"^\s*who (?:won|wins|will win|lifted|clinched)\b.*\b(?:final|cup|league|title|trophy|championship|tournament|derby|match|game|tie|shield)\b")
+
+
 def _demonym(word: str) -> bool:
     """"Dutch", "Swede", "Brazilians": nationality words are modifiers, not names."""
     dem = vocabulary().demonyms
@@ -234,7 +238,7 @@ def wanted(query: Query, voc: Vocabulary | None = None) -> tuple[str, str | None
             return "country", head
         return "place", head
     if kind == "who" or q.startswith("whose") or re.search(r"^\s*(?:against|from|to|with|for|by) whom\b", q):
-        if _SIDE_VERB.search(q) and htype != "person":  # "Who was the Livingston *manager* when Hearts beat them"
+        if (_SIDE_VERB.search(q) or _SIDE_WON.search(q)) and htype != "person":  # "Who was the Livingston *manager* when Hearts beat them"
             return "club", head
         return "person", head
     if htype is not None:
@@ -300,6 +304,9 @@ _OBJECT_Q = re.compile(r"\b(?:did|does|do|will|would|could|can|has|have|had)\s+(
 _SUBJECT_Q = re.compile(r"^\s*(?:who|which|whose)\b((?:\s+[\w'’-]+){0,5})", re.I)
 
 
+_AUX_PARTS = frozenset("been being got".split())
+
+
 def _main_verb(raw: str) -> tuple[str | None, str | None]:
     """The question's main verb and which side of it the answer sits on.
 
@@ -308,7 +315,14 @@ def _main_verb(raw: str) -> tuple[str | None, str | None]:
     """
     m = _OBJECT_Q.search(raw)
     if m and m.group(1) not in STOPWORDS:
-        return stem(m.group(1)), "after"
+        verb = m.group(1)
+        if verb in _AUX_PARTS or verb in vocabulary().club_nouns or verb in vocabulary().person_nouns:
+            # "did the Old Trafford *club* get", "had Birmingham *been* prepared to pay": the verb follows
+            nxt = re.match(r"\s+(?:to\s+)?([a-z][a-z-]+)", raw[m.end():])
+            if nxt is None or nxt.group(1) in STOPWORDS:
+                return None, None
+            verb = nxt.group(1)
+        return stem(verb), "after"
     m = _SUBJECT_Q.search(raw)
     if m:
         for w in m.group(1).split():
@@ -326,6 +340,7 @@ class Span:
     start: int  # offset in the article
     score: float
     type: str
+    by_head: bool = False  # beside the question's head noun: "referee *Graham Poll*" for "Which referee"
 
 
 @dataclass
@@ -400,6 +415,20 @@ def _reversed_roles(fr: Frame, text: str) -> bool:
     return False
 
 
+_OTHER_EVENT = "the article lacks a number the question gives"
+
+
+def _numbers_missing(numbers: list[_Term], art: Article, covered: set[str] | None) -> bool:
+    """Whether the article lacks one of the question's numbers ("the *2005* final", "their *5-1*
+    win", "on *18* October") anywhere in its text, title or date; such an article is about
+    another season or match, however well its sentences match the rest. ``covered``: stems a
+    bridge sentence already matched."""
+    if not numbers:
+        return False
+    have = _stems_of(art.title) | _stems_of(art.text) | (set(_stems_of(art.date)) if art.date else set())
+    return any(not (t.stems & have) and not (covered and t.stems & covered) for t in numbers)
+
+
 def _term_covered(t: _Term, words: set[str]) -> bool:
     return bool(t.stems & words or t.syn & words)
 
@@ -431,6 +460,23 @@ class Evidence:
         return [float(getattr(self, f)) for f in self.FEATURES]
 
 
+_MONEY_VERBS = frozenset(stem(w) for w in "pay cost fee price sell buy get receive earn spend bid offer".split())
+
+
+def _predicate_implied(fr: Frame, lead: _Candidate) -> bool:
+    """Whether the answer span itself says what the question's verb asks: a fee answers "how
+    much did they *pay*", a league place "where did they *sit*", and a name beside the question's
+    role noun ("referee *Graham Poll*") answers "which referee *handled* the game"."""
+    sp = lead.span
+    if sp is None:
+        return False
+    if fr.want == "money" and (fr.verb & _MONEY_VERBS or {s for t in fr.terms for s in t.stems} & _MONEY_VERBS):
+        return True
+    if fr.want == "position":
+        return True
+    return sp.by_head and fr.head is not None and fr.head in vocabulary().person_nouns
+
+
 def _evidence(fr: Frame, chosen: list[_Candidate], cands: list[_Candidate]) -> Evidence:
     lead = chosen[0]
     words: set[str] = set()
@@ -441,7 +487,10 @@ def _evidence(fr: Frame, chosen: list[_Candidate], cands: list[_Candidate]) -> E
     plain = [t for t in fr.terms if not t.name]
     focus = [t for t in plain if fr.focus and fr.focus in t.stems]
     pred = focus or [t for t in plain if t.weight >= 0.6 * max((x.weight for x in plain), default=0)] or plain
-    predicate = (sum(t.weight for t in pred if _term_covered(t, words)) / sum(t.weight for t in pred)) if pred else 1.0
+    if _predicate_implied(fr, lead):
+        predicate = 1.0
+    else:
+        predicate = (sum(t.weight for t in pred if _term_covered(t, words)) / sum(t.weight for t in pred)) if pred else 1.0
     passage = _stems_of(lead.passage.chunk.text) | _stems_of(lead.passage.article.title)
     by_weight = sorted(fr.terms, key=lambda t: -t.weight)
     top = by_weight[: max(1, (len(by_weight) + 1) // 2)]
@@ -499,6 +548,7 @@ class ScoreWeights:
     rank: float = 0.05  # retrieval rank: rank / (1 + passage rank)
     reversed: float = 0.15  # the question's names on the wrong side of its verb
     bridge: float = 0.2  # cost of answering through a bridge sentence
+    other_event: float = 0.5  # the article lacks a number the question gives (a year, a score)
 
 
 class ExtractiveAnswerer:
@@ -666,12 +716,14 @@ class ExtractiveAnswerer:
         best: Span | None = None
         for sp in found:
             score = sp.score
+            by_head = False
             after = art.text[sp.start + len(sp.text): sp.start + len(sp.text) + 30].lower()
             before = art.text[max(0, sp.start - 40): sp.start]
             near_before = [stem(t) for t in tokens(before)[-3:]]
             near_after = [stem(t) for t in tokens(after)[:2]]
             if head and (head & set(near_before) or head & set(near_after)):
                 score += 2.0  # "Blackburn midfielder *Aaron Mokoena*", "the *Mottram Hall* hotel"
+                by_head = True
             elif near_before and near_before[-1] in fr.roles:
                 score -= 1.5  # "referee *Paul Norman*" when the question names its referee
             if fr.verb and fr.verb_side == "after" and fr.verb & set(near_before):
@@ -684,7 +736,7 @@ class ExtractiveAnswerer:
                 dist = min(abs(sp.start - h) for h in hits)
                 score += 1.5 / (1.0 + dist / 40.0)
             if best is None or score > best.score:
-                best = Span(sp.text, sp.start, score, sp.type)
+                best = Span(sp.text, sp.start, score, sp.type, by_head)
         cand.span = best
         if source is not s:
             cand.notes.append("span from previous sentence")
@@ -708,10 +760,14 @@ class ExtractiveAnswerer:
         out: list[_Candidate] = []
         seen: set[tuple[str, int]] = set()
         cache: dict[str, list[Sentence]] = {}
+        numbers = [t for t in fr.terms if any(ch.isdigit() for ch in t.text)]
+        unmatched: dict[str, bool] = {}
         for rank, p in enumerate(passages):
             art = p.article
             sents = self._sentences(art, cache)
             title = _stems_of(art.title)
+            if art.id not in unmatched:
+                unmatched[art.id] = _numbers_missing(numbers, art, extra[1] if extra is not None else None)
             pcov = _coverage(fr, _stems_of(p.chunk.text) | title, set())[0]
             for i, s in enumerate(sents):
                 if s.end <= p.chunk.start or s.start >= p.chunk.end:
@@ -734,6 +790,8 @@ class ExtractiveAnswerer:
                 prev = sents[i - 1] if i > 0 and _PRONOUN_START.match(s.text) else None
                 cand = _Candidate(rank=rank, passage=p, sentence=s, context=prev, coverage=cov,
                                   name_coverage=ncov, word_coverage=wcov)
+                if unmatched[art.id]:
+                    cand.notes.append(_OTHER_EVENT)
                 self._best_span(cand, fr, qlow, art)
                 typed = fr.want in _TYPED or fr.want in _NAMED
                 sp = cand.span
@@ -748,6 +806,7 @@ class ExtractiveAnswerer:
                     - (w.reversed if _reversed_roles(fr, s.text) else 0.0)
                     + w.passage * pcov
                     + (0.02 if art.date else 0.0)
+                    - (w.other_event if unmatched[art.id] else 0.0)
                 )
                 out.append(cand)
         out.sort(key=lambda c: -c.score)
@@ -757,7 +816,7 @@ class ExtractiveAnswerer:
 
     def _acceptable(self, c: _Candidate, fr: Frame) -> bool:
         """The abstention rule: enough of the question covered, and a span where one is needed."""
-        if c.coverage < self.min_coverage or c.score < self.min_score:
+        if c.coverage < self.min_coverage or c.score < self.min_score or _OTHER_EVENT in c.notes:
             return False
         return c.span is not None or fr.want not in _TYPED
 

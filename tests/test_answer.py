@@ -46,6 +46,8 @@ def ask(question: str, *articles: Article, **kw):
     ("What was Michels called in his homeland?", "quote"),
     ("Which Premier League rule was breached?", "name"),
     ("Who was the Livingston manager when Hearts beat them?", "person"),
+    ("Who won the 2005 Champions League final?", "club"),
+    ("Who won the Golden Boot?", "person"),
 ])
 def test_what_a_question_wants(question, want):
     assert wanted(analyse(question))[0] == want
@@ -200,3 +202,26 @@ def test_a_finer_date_in_the_same_article_leads():
 ])
 def test_the_focus_word_skips_adverbs_and_modifiers(question, focus):
     assert frame(analyse(question)).focus == focus
+
+
+def test_an_article_without_the_questions_number_does_not_answer():
+    final = _article("cl", "Deschamps honours\n\nDidier Deschamps won the Champions League in 1993 with Marseille.")
+    question = "Who won the 2005 Champions League final?"
+    assert ask(question, final).abstained  # another season, however well the rest matches
+    dated = Article(id="d", title="Liverpool triumph", date="2005-05-26", source="/corpus/d.txt",
+                    text="Liverpool triumph\n\nLiverpool won the Champions League final on penalties in Istanbul.")
+    a = ask(question, final, dated)
+    assert a.short_answer == "Liverpool" and [c.article_id for c in a.citations] == ["d"]  # the date gives the year
+
+
+@pytest.mark.parametrize("question, text, implied", [
+    ("How much did the Gunners pay Seville for Reyes?",
+     "Reyes\n\nThe striker joined the Gunners from Seville for £17m in 2004.", True),
+    ("Which referee handled Arsenal's draw with Chelsea at Highbury?",
+     "Poll\n\nReferee Graham Poll allowed the free-kick in Arsenal's draw with Chelsea at Highbury.", True),
+    ("When was Jose Mourinho born?",
+     "Mourinho\n\nChelsea boss Jose Mourinho met the press on Wednesday.", False),
+])
+def test_the_predicate_can_be_implied_by_the_answer_itself(question, text, implied):
+    ev = ExtractiveAnswerer(abstention=None).evidence(analyse(question), _passages(_article("p", text)))
+    assert ev is not None and (ev.predicate == 1.0) is implied
