@@ -130,6 +130,8 @@ def _demonym(word: str) -> bool:
 # Words after which a name in a match report is a side: "against *Wimbledon*", "beat *Hibs*".
 _OPPONENT_WORDS = frozenset("against v vs versus beat beating beaten defeat defeated defeating thrash thrashed hosts host hosting face faces facing".split())
 
+_BUILDINGS = frozenset({"stadium", "ground", "venue", "hotel", "arena", "pitch", "training ground", "hospital", "clinic", "airport"})
+
 _TYPED = ("date", "money", "number", "age", "duration", "score", "position", "quote")
 _NAMED = ("person", "club", "country", "place", "competition", "org", "name")
 
@@ -480,7 +482,7 @@ def _predicate_implied(fr: Frame, lead: _Candidate) -> bool:
 def _evidence(fr: Frame, chosen: list[_Candidate], cands: list[_Candidate]) -> Evidence:
     lead = chosen[0]
     words: set[str] = set()
-    for c in chosen[:1] + ([lead.bridge] if lead.bridge is not None else []):
+    for c in chosen + ([lead.bridge] if lead.bridge is not None else []):  # every sentence the answer cites
         words |= _stems_of(c.sentence.text)
         if c.context is not None and "span from previous sentence" in c.notes:
             words |= _stems_of(c.context.text)
@@ -631,8 +633,8 @@ class ExtractiveAnswerer:
                 continue  # "MRI", "BBC": abbreviations are not people
             etype = self.entity_type(span, text[:start])
             spec = self._type_score(fr.want, etype, len(words))
-            if spec is None:
-                continue
+            if spec is None or (fr.head in _BUILDINGS and etype in ("club", "side?", "country", "person")):
+                continue  # "Which *stadium*": never a club, a country or a person
             out.append(Span(span, offset + start, spec, etype))
         return out
 
@@ -818,6 +820,8 @@ class ExtractiveAnswerer:
         """The abstention rule: enough of the question covered, and a span where one is needed."""
         if c.coverage < self.min_coverage or c.score < self.min_score or _OTHER_EVENT in c.notes:
             return False
+        if c.name_coverage == 0.0 and any(t.name for t in fr.terms):
+            return False  # about none of the people, sides or places the question names
         return c.span is not None or fr.want not in _TYPED
 
     def _second_hop(self, query: Query, passages: list[Passage], fr: Frame,

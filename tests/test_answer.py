@@ -225,3 +225,18 @@ def test_an_article_without_the_questions_number_does_not_answer():
 def test_the_predicate_can_be_implied_by_the_answer_itself(question, text, implied):
     ev = ExtractiveAnswerer(abstention=None).evidence(analyse(question), _passages(_article("p", text)))
     assert ev is not None and (ev.predicate == 1.0) is implied
+
+
+def test_a_stadium_question_is_not_answered_with_a_club():
+    art = _article("w", "United scrap women's team\n\nManchester United will scrap their women's team "
+                        "just before the North West hosts the Women's Euro 2005.")
+    assert ask("Which stadium hosted the final of Women's Euro 2005?", art).abstained
+    ground = _article("g", "Final venue\n\nThe final of Women's Euro 2005 was hosted at Ewood Park in Blackburn.")
+    assert ask("Which stadium hosted the final of Women's Euro 2005?", art, ground).short_answer == "Ewood Park"
+
+
+def test_a_sentence_about_none_of_the_questions_names_does_not_answer():
+    other = _article("a", "Adriano\n\nAdriano has scored 14 goals in 20 Serie A appearances this season.")
+    assert ask("How many goals has Milan Baros scored for Liverpool this season?", other).abstained
+    baros = _article("b", "Baros\n\nMilan Baros has scored nine goals for Liverpool this season.")
+    assert ask("How many goals has Milan Baros scored for Liverpool this season?", other, baros).short_answer == "nine"
