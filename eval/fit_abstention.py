@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             "features": list(Evidence.FEATURES),
             "weights": [round(float(w), 5) for w in m.weights], "bias": round(float(m.bias), 5),
             "mean": [round(float(v), 5) for v in m.mean], "scale": [round(float(v), 5) for v in m.scale],
-            "threshold": round(float(m.threshold), 5),
+            "threshold": math.floor(float(m.threshold) * 1e5) / 1e5,  # rounded down: never above the fitted one
         }, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {OUT}")
     return 0

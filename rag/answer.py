@@ -863,11 +863,12 @@ class ExtractiveAnswerer:
                 break
         return best
 
-    @staticmethod
-    def _finer_date(best: _Candidate, cands: list[_Candidate], ratio: float = 0.8) -> _Candidate | None:
+    def _finer_date(self, best: _Candidate, cands: list[_Candidate], fr: Frame, ratio: float = 0.7) -> _Candidate | None:
         """A sentence of the same article that dates the lead's event more precisely ("in March"
-        → "on 29 March", "2008" → "May 2008"), scoring at least ``ratio`` of the lead: it leads,
-        and the lead sentence is still cited beside it."""
+        → "on 29 March", "2008" → "May 2008"), scoring at least ``ratio`` of the lead and
+        acceptable as an answer by itself: it leads, and the lead sentence is still cited beside
+        it. The same article and a date that contains the lead's are what tie the two together,
+        so the score only has to be in the same range."""
         if best.span is None or best.span.type != "date":
             return None
         words = tokens(best.span.text)
@@ -875,6 +876,8 @@ class ExtractiveAnswerer:
             if c.score < ratio * best.score:
                 break
             if c.span is None or c.span.type != "date" or c.passage.article.id != best.passage.article.id:
+                continue
+            if not self._acceptable(c, fr):
                 continue
             finer = tokens(c.span.text)
             if len(finer) > len(words) and any(finer[i:i + len(words)] == words for i in range(len(finer))):
@@ -896,7 +899,7 @@ class ExtractiveAnswerer:
             assert hop.bridge is not None
             return [hop, hop.bridge], cands
         chosen = [best]
-        finer = self._finer_date(best, cands)
+        finer = self._finer_date(best, cands, fr)
         if finer is not None:
             chosen = [finer, best]
         for c in cands[1:]:

@@ -21,13 +21,15 @@ from .store import Store
 from .text import STOPWORDS, content_terms, name_phrases, stem, tokens
 from .vocab import alias_table, entity_kind
 
+# A question may open with a preposition: "*After* how many minutes...", "*In* which year...".
+_LEAD = r"^\s*(?:(?:after|for|in|at|by|on|from|to|with|against|since|until|within|of|during|before)\s+)?"
 _KIND_PATTERNS: list[tuple[str, str]] = [
     ("score", r"\b(what|which) (was|is|were) the (final |full[- ]time |half[- ]time )?(score|scoreline|result)\b|\bwhat score\b|\bby what score\b"),
-    ("when", r"^\s*(when|what year|which year|what date|what month|which month|what day|in what year|since when|until when)\b"),
-    ("how_many", r"^\s*(how (many|much|old|long|often|far)|what (age|fee|percentage|number)|at what age)\b"),
+    ("when", _LEAD + r"(when|what year|which year|what date|what month|which month|what day|since when|until when)\b"),
+    ("how_many", _LEAD + r"(how (many|much|old|long|often|far)|what (age|fee|percentage|number))\b"),
     ("who", r"^\s*(who|whom|whose)\b"),
     ("where", r"^\s*(where|in which (city|country|stadium|position|place))\b|\bwhat position\b|\bwhere did\b"),
-    ("which", r"^\s*(which|what) (club|team|side|country|nation|player|manager|coach|competition|trophy|cup|league|stadium|ground|city)\b|^\s*which\b"),
+    ("which", _LEAD + r"(which|what) (club|team|side|country|nation|player|manager|coach|competition|trophy|cup|league|stadium|ground|city)\b|^\s*which\b"),
     ("what", r"^\s*(what|name)\b"),
 ]
 

@@ -64,6 +64,8 @@ def stem(word: str) -> str:
     w = _IRREGULAR.get(w, w)
     if len(w) <= 3 or not w.isalpha():
         return w
+    if w.endswith("ies") and len(w) > 5:
+        w = w[:-3] + "y"  # "friendlies" -> "friendly", so that it meets "friendly" below
     for _ in range(3):
         for suf in _SUFFIXES:
             if w.endswith(suf) and len(w) - len(suf) >= 3:

@@ -170,3 +170,15 @@ def test_a_rare_name_beats_words_every_article_has(tmp_path, fake_embedder):
         assert answer.passages[0].article.id == f"signing-{n:03d}"
         assert answer.short_answer == f"{n + 1} million pounds"
     a.close()
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("After how many minutes did he come off the bench?", "how_many"),
+    ("In which year was the Home International series done away with?", "when"),
+    ("Against which club did he score his first goal?", "which"),
+    ("How many goals did he score?", "how_many"),
+])
+def test_question_kind_allows_an_opening_preposition(question, kind):
+    from rag.retrieve import question_kind
+
+    assert question_kind(question) == kind
