@@ -182,3 +182,13 @@ def test_question_kind_allows_an_opening_preposition(question, kind):
     from rag.retrieve import question_kind
 
     assert question_kind(question) == kind
+
+
+@pytest.mark.parametrize("a, b", [
+    ("friendly", "friendlies"), ("injury", "injuries"), ("city", "cities"), ("play", "played"),
+    ("referee", "refereed"), ("score", "scored"), ("pay", "paid"),
+])
+def test_inflections_share_a_stem(a, b):
+    from rag.text import stem
+
+    assert stem(a) == stem(b)
