@@ -130,6 +130,11 @@ def _demonym(word: str) -> bool:
 # Words after which a name in a match report is a side: "against *Wimbledon*", "beat *Hibs*".
 _OPPONENT_WORDS = frozenset("against v vs versus beat beating beaten defeat defeated defeating thrash thrashed hosts host hosting face faces facing".split())
 
+# Things only players do on the pitch, and the roles of people who do not play.
+_ON_PITCH = frozenset(stem(w) for w in "score goal netted equalise equalised head headed shoot shot tackle cross assist".split())
+_OFF_PITCH = frozenset(stem(w) for w in """president chairman owner director executive secretary agent referee linesman
+    physio doctor surgeon chiropractor scout pundit commentator journalist fan supporter manager boss coach""".split())
+
 _BUILDINGS = frozenset({"stadium", "ground", "venue", "hotel", "arena", "pitch", "training ground", "hospital", "clinic", "airport"})
 
 _TYPED = ("date", "money", "number", "age", "duration", "score", "position", "quote")
@@ -417,14 +422,16 @@ def _reversed_roles(fr: Frame, text: str) -> bool:
     return False
 
 
-_OTHER_EVENT = "the article lacks a number the question gives"
+_OTHER_EVENT = "no article has a number the question gives"
 
 
 def _numbers_missing(numbers: list[_Term], art: Article, covered: set[str] | None) -> bool:
     """Whether the article lacks one of the question's numbers ("the *2005* final", "their *5-1*
-    win", "on *18* October") anywhere in its text, title or date; such an article is about
-    another season or match, however well its sentences match the rest. ``covered``: stems a
-    bridge sentence already matched."""
+    win", "on *18* October") anywhere in its text, title or date. Such an article is most likely
+    about another season or match, so its sentences rank lower; when no retrieved article has
+    the number, the question is not answered at all, however well the rest matches. (One article
+    may still answer for a number given by another: "the match whose last minutes were played
+    on 5 January".) ``covered``: stems a bridge sentence already matched."""
     if not numbers:
         return False
     have = _stems_of(art.title) | _stems_of(art.text) | (set(_stems_of(art.date)) if art.date else set())
@@ -550,7 +557,7 @@ class ScoreWeights:
     rank: float = 0.05  # retrieval rank: rank / (1 + passage rank)
     reversed: float = 0.15  # the question's names on the wrong side of its verb
     bridge: float = 0.2  # cost of answering through a bridge sentence
-    other_event: float = 0.5  # the article lacks a number the question gives (a year, a score)
+    other_event: float = 0.15  # the article lacks a number the question gives (a year, a score)
 
 
 class ExtractiveAnswerer:
@@ -728,6 +735,8 @@ class ExtractiveAnswerer:
                 by_head = True
             elif near_before and near_before[-1] in fr.roles:
                 score -= 1.5  # "referee *Paul Norman*" when the question names its referee
+            elif near_before and near_before[-1] in _OFF_PITCH and fr.verb & _ON_PITCH:
+                score -= 2.0  # "president *Jose Luis Astiazaran*" did not score the equaliser
             if fr.verb and fr.verb_side == "after" and fr.verb & set(near_before):
                 score += 1.5  # "replaces *Steve Wigley*"
             if fr.verb and fr.verb_side == "before" and fr.verb & {stem(t) for t in tokens(after)[:4]}:
@@ -770,6 +779,11 @@ class ExtractiveAnswerer:
             title = _stems_of(art.title)
             if art.id not in unmatched:
                 unmatched[art.id] = _numbers_missing(numbers, art, extra[1] if extra is not None else None)
+        nowhere = bool(unmatched) and all(unmatched.values())  # no article has the question's number
+        for rank, p in enumerate(passages):
+            art = p.article
+            sents = self._sentences(art, cache)
+            title = _stems_of(art.title)
             pcov = _coverage(fr, _stems_of(p.chunk.text) | title, set())[0]
             for i, s in enumerate(sents):
                 if s.end <= p.chunk.start or s.start >= p.chunk.end:
@@ -792,7 +806,7 @@ class ExtractiveAnswerer:
                 prev = sents[i - 1] if i > 0 and _PRONOUN_START.match(s.text) else None
                 cand = _Candidate(rank=rank, passage=p, sentence=s, context=prev, coverage=cov,
                                   name_coverage=ncov, word_coverage=wcov)
-                if unmatched[art.id]:
+                if nowhere:
                     cand.notes.append(_OTHER_EVENT)
                 self._best_span(cand, fr, qlow, art)
                 typed = fr.want in _TYPED or fr.want in _NAMED

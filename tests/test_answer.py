@@ -240,3 +240,16 @@ def test_a_sentence_about_none_of_the_questions_names_does_not_answer():
     assert ask("How many goals has Milan Baros scored for Liverpool this season?", other).abstained
     baros = _article("b", "Baros\n\nMilan Baros has scored nine goals for Liverpool this season.")
     assert ask("How many goals has Milan Baros scored for Liverpool this season?", other, baros).short_answer == "nine"
+
+
+def test_someone_named_by_an_off_pitch_role_did_not_score():
+    art = _article("rs", "Sociedad level\n\nReal Sociedad president Jose Luis Astiazaran praised the equaliser at the Bernabeu. "
+                         "Sociedad levelled when Turkish striker Nihat Kahveci scored the equaliser.")
+    assert ask("Who scored Real Sociedad's equaliser at the Bernabeu?", art).short_answer == "Nihat Kahveci"
+
+
+def test_a_number_given_by_another_retrieved_article_does_not_block_the_answer():
+    match = _article("m", "Match to finish\n\nThe last minutes of Real Madrid v Real Sociedad will be played on 5 January.")
+    goal = _article("g", "Sociedad level\n\nNihat Kahveci scored Real Sociedad's equaliser at the Bernabeu.")
+    a = ask("Who scored Real Sociedad's equaliser at the Bernabeu in the match to be finished on 5 January?", match, goal)
+    assert a.short_answer == "Nihat Kahveci"
