@@ -11,7 +11,8 @@ written (``--write``) with how it was fitted.
 
 Usage (from the repository root)::
 
-    .venv/bin/python eval/fit_abstention.py eval/bbc_dev.jsonl --corpus ../shared/corpora/bbc-football --write
+    .venv/bin/python eval/fit_abstention.py eval/bbc_dev.jsonl --corpus ../shared/corpora/bbc-football \
+        --features margin,predicate --keep ../shared/eval/seeds_qa.jsonl --keep-corpus seeds --write
 """
 
 from __future__ import annotations
@@ -108,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--features", default=",".join(Evidence.FEATURES), help="comma-separated subset")
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--dump", action="store_true", help="print every question's features")
+    ap.add_argument("--keep", type=Path, help="a QA set whose answerable questions the model must not abstain on "
+                    "(the threshold is lowered below them), e.g. the seeds set")
+    ap.add_argument("--keep-corpus", type=Path, help="the corpus of --keep")
     args = ap.parse_args(argv)
     records = load_records(args.qa)
     embedder = make_embedder(None)
@@ -119,6 +123,14 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown features: {sorted(unknown)}")
     rows = collect(assistant, records)
     assistant.close()
+    keep: list[dict] = []
+    if args.keep:
+        if not args.keep_corpus:
+            ap.error("--keep needs --keep-corpus")
+        kept = Assistant(eval_index_dir(args.keep_corpus, embedder.name), embedder=embedder, seed=False, quiet=True)
+        sync_corpus(kept, args.keep_corpus)
+        keep = [r for r in collect(kept, load_records(args.keep)) if r["answerable"] and r["x"] is not None]
+        kept.close()
     if args.dump:
         print("id ans hit " + " ".join(Evidence.FEATURES))
         for r in rows:
@@ -131,6 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         m = model(a, args.l2, args.max_abst_a, feats)
         print(f"{name}: fit {score(a, m)} check {score(b, m)}")
     m = model(rows, args.l2, args.max_abst_a, feats)
+    if keep:
+        floor = min(m.probability(Evidence(*r["x"])) for r in keep) - 1e-6
+        if floor < m.threshold:
+            print(f"threshold {m.threshold:.4f} -> {floor:.4f} to keep every answerable question of {args.keep.name}")
+            m = AbstentionModel(m.weights, m.bias, max(0.0, floor), m.mean, m.scale)
     print(f"fit all: {score(rows, m)}")
     print("weights:", dict(zip(Evidence.FEATURES, (round(w, 3) for w in m.weights))), "bias", round(m.bias, 3),
           "threshold", round(m.threshold, 3))
@@ -138,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         OUT.write_text(json.dumps({
             "_comment": ("Logistic abstention model over rag.answer.Evidence; refit with eval/fit_abstention.py. "
                          f"Fitted on {args.qa.name} ({len(rows)} questions), features {feats}, L2 {args.l2}, threshold: the highest "
-                         f"keeping answerable questions abstained on at most {args.max_abst_a}; "
+                         f"keeping answerable questions abstained on at most {args.max_abst_a}"
+                         + (f" and none of {args.keep.name}" if keep else "") + "; "
                          "checked by two-fold cross-validation on odd and even ids."),
             "features": list(Evidence.FEATURES),
             "weights": [round(float(w), 5) for w in m.weights], "bias": round(float(m.bias), 5),

@@ -321,6 +321,12 @@ def _main_verb(raw: str) -> tuple[str | None, str | None]:
     twice" and "Which Blackburn midfielder's challenge *broke*" want the subject, before it.
     """
     m = _OBJECT_Q.search(raw)
+    if m and re.search(r"['’]s?\s+(?:\w+\s+)?$", raw[:m.start(1)]):
+        # "did Graham Stuart's late winner *keep* the Toffees up": after a possessive comes a noun
+        # phrase, and the verb is its last word before the object (a stopword or a name)
+        words = re.match(r"((?:[a-z][a-z-]*\s+)*?)([a-z][a-z-]*)\s+(?=the\b|a\b|an\b|[A-Z]|his\b|her\b|their\b|its\b)", raw[m.start(1):])
+        if words and words.group(2) not in STOPWORDS:
+            return stem(words.group(2)), "after"
     if m and m.group(1) not in STOPWORDS:
         verb = m.group(1)
         if verb in _AUX_PARTS or verb in vocabulary().club_nouns or verb in vocabulary().person_nouns:
@@ -472,16 +478,25 @@ class Evidence:
 _MONEY_VERBS = frozenset(stem(w) for w in "pay cost fee price sell buy get receive earn spend bid offer".split())
 
 
-def _predicate_implied(fr: Frame, lead: _Candidate) -> bool:
-    """Whether the answer span itself says what the question's verb asks: a fee answers "how
-    much did they *pay*", a league place "where did they *sit*", and a name beside the question's
-    role noun ("referee *Graham Poll*") answers "which referee *handled* the game"."""
+_MEET_VERBS = frozenset(stem(w) for w in "meet face play".split())
+_MATCH_WORDS = frozenset(stem(w) for w in """meet face play beat win won lose lost draw drew host visit against
+    v vs versus final match game tie fixture clash derby friendly qualifier""".split())
+
+
+def _predicate_implied(fr: Frame, lead: _Candidate, words: set[str]) -> bool:
+    """Whether the answer itself says what the question's verb asks: a fee answers "how much did
+    they *pay*", a league place "where did they *sit*", a name beside the question's role noun
+    ("referee *Graham Poll*") "which referee *handled* the game", and any word of a match ("beat
+    Inter Milan", "the final against Angola") "whom will they *meet*/*play*". ``words``: the
+    stems of the cited sentences."""
     sp = lead.span
     if sp is None:
         return False
     if fr.want == "money" and (fr.verb & _MONEY_VERBS or {s for t in fr.terms for s in t.stems} & _MONEY_VERBS):
         return True
     if fr.want == "position":
+        return True
+    if fr.verb & _MEET_VERBS and words & _MATCH_WORDS:
         return True
     return sp.by_head and fr.head is not None and fr.head in vocabulary().person_nouns
 
@@ -496,7 +511,7 @@ def _evidence(fr: Frame, chosen: list[_Candidate], cands: list[_Candidate]) -> E
     plain = [t for t in fr.terms if not t.name]
     focus = [t for t in plain if fr.focus and fr.focus in t.stems]
     pred = focus or [t for t in plain if t.weight >= 0.6 * max((x.weight for x in plain), default=0)] or plain
-    if _predicate_implied(fr, lead):
+    if _predicate_implied(fr, lead, words):
         predicate = 1.0
     else:
         predicate = (sum(t.weight for t in pred if _term_covered(t, words)) / sum(t.weight for t in pred)) if pred else 1.0

@@ -199,6 +199,7 @@ def test_a_finer_date_in_the_same_article_leads():
     ("From which club had Chelsea originally signed him?", "sign"),
     ("How many top-flight goals had Fowler scored?", "goal"),
     ("How many Premiership goals did Thierry Henry score?", "goal"),
+    ("Against which club did Graham Stuart's late winner keep the Toffees up?", "keep"),
 ])
 def test_the_focus_word_skips_adverbs_and_modifiers(question, focus):
     assert frame(analyse(question)).focus == focus
@@ -221,6 +222,8 @@ def test_an_article_without_the_questions_number_does_not_answer():
      "Poll\n\nReferee Graham Poll allowed the free-kick in Arsenal's draw with Chelsea at Highbury.", True),
     ("When was Jose Mourinho born?",
      "Mourinho\n\nChelsea boss Jose Mourinho met the press on Wednesday.", False),
+    ("Whom would Real Madrid meet in the Champions League final?",
+     "Madrid\n\nIf Real Madrid advance to the final and beat Inter Milan, Ancelotti will have another double.", True),
 ])
 def test_the_predicate_can_be_implied_by_the_answer_itself(question, text, implied):
     ev = ExtractiveAnswerer(abstention=None).evidence(analyse(question), _passages(_article("p", text)))
