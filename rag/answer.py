@@ -90,7 +90,7 @@ _SPANS: dict[str, list[tuple[str, float]]] = {
     "position": [(rf"\b{_ORDINAL}(?:-placed| place| position| in the table| spot)?\b", 4)],
 }
 _NAME = re.compile(
-    r"\b(?:[A-Z][\w'’.-]*[a-z][\w'’.-]*|[A-Z]{2,}|[A-Z](?=\s[A-Z][a-z]))"
+    r"\b(?:[A-Z][\w'’.-]*[a-z][\w'’.-]*|[A-Z]{2,}|[A-Z](?=\s[A-Z][a-z])|[A-Z]\d{1,3}\b)"  # ... "rule *K3*"
     r"(?:\s+(?:(?:de|da|del|der|van|von|di|dos|la|le|of)\s+)?(?:[A-Z][\w'’.-]*|[A-Z]{2,}))*"
 )
 _NOT_NAMES = frozenset(
@@ -104,7 +104,7 @@ _NOT_NAMES = frozenset(
     Ex Referee Chairman Subs Booked Goals Att Ref Who What Where Which Why How Just Only Every
     Some Many Most All One Two Three Four Five Six Seven Eight Nine Ten Teenager Veteran""".split()
 )
-_SPECULATIVE = re.compile(r"\b(?:favou?rite to|could|would|might|may|linked|reportedly|rumou?rs?|eyeing|potential|expected to|set to|poised|tipped|considered)\b|^\W*If\b")
+_SPECULATIVE = re.compile(r"\b(?:favou?rite to|could|would|might|may|linked|reportedly|rumou?rs?|eyeing|potential|expected to|set to|poised|tipped|considered|fac(?:es|ing) (?:a|an)\b)\b|^\W*If\b")
 _FUTURE = re.compile(r"\b(?:will|shall|going to)\b")
 _PAST_Q = re.compile(r"\b(did|was|were|had)\b", re.I)
 _PRONOUN_START = re.compile(r"^\s*[\"“]?\s*(?:He|She|They|It|His|Her|Their|The (?:\d+-year-old|[a-z]+(?:-[a-z]+)? (?:coach|manager|striker|midfielder|defender|winger|player|tactician|boss|club|side|keeper|goalkeeper|forward|international)|[a-z]+))\b")

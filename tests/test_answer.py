@@ -256,3 +256,14 @@ def test_a_number_given_by_another_retrieved_article_does_not_block_the_answer()
     goal = _article("g", "Sociedad level\n\nNihat Kahveci scored Real Sociedad's equaliser at the Bernabeu.")
     a = ask("Who scored Real Sociedad's equaliser at the Bernabeu in the match to be finished on 5 January?", match, goal)
     assert a.short_answer == "Nihat Kahveci"
+
+
+def test_a_code_beside_the_head_noun_is_a_name():
+    art = _article("k3", "Cole meeting\n\nChelsea have yet to deny the meeting, which would be in breach of Premier League rule K3.")
+    assert ask("Which Premier League rule would Chelsea have breached by meeting Ashley Cole?", art).short_answer == "K3"
+
+
+def test_a_ban_someone_faces_is_not_the_ban_he_was_given():
+    faces = _article("f", "Mutu case\n\nMutu faces a ban of between six months and two years for his failed drugs test.")
+    given = _article("g", "Mutu banned\n\nMutu was sacked by Chelsea and banned for seven months for his failed drugs test.")
+    assert ask("How long was the ban Mutu was given for his failed drugs test?", faces, given).short_answer == "seven months"
