@@ -324,7 +324,8 @@ def _main_verb(raw: str) -> tuple[str | None, str | None]:
     if m and re.search(r"['’]s?\s+(?:\w+\s+)?$", raw[:m.start(1)]):
         # "did Graham Stuart's late winner *keep* the Toffees up": after a possessive comes a noun
         # phrase, and the verb is its last word before the object (a stopword or a name)
-        words = re.match(r"((?:[a-z][a-z-]*\s+)*?)([a-z][a-z-]*)\s+(?=the\b|a\b|an\b|[A-Z]|his\b|her\b|their\b|its\b)", raw[m.start(1):])
+        words = re.match(r"((?:[a-z][a-z-]*\s+)*?)([a-z][a-z-]*)\s+(?=[A-Z]|(?:the|a|an|his|her|their|its|past|into|off|over"
+                         r"|to|for|from|with|in|on|at|against|by|up|out|away|through)\b)", raw[m.start(1):])
         if words and words.group(2) not in STOPWORDS:
             return stem(words.group(2)), "after"
     if m and m.group(1) not in STOPWORDS:
@@ -618,7 +619,9 @@ class ExtractiveAnswerer:
         prev = tokens(before[-30:])[-2:]
         if prev and (prev[-1] in voc.person_nouns or " ".join(prev) in voc.person_nouns):
             return "person"
-        if prev and (prev[-1] in _OPPONENT_WORDS or prev[-1] in voc.club_nouns) and prev[-1] not in voc.country_nouns:
+        possessive = re.search(r"['’]s?\s*$", before) is not None  # "the home side's *Craig Bryson*": his side
+        if prev and not possessive and (prev[-1] in _OPPONENT_WORDS or prev[-1] in voc.club_nouns) \
+                and prev[-1] not in voc.country_nouns:
             return "side?"  # "winner against *Wimbledon*", "leaders *Yeading*": most likely a side
         if prev and prev[-1] in ("in", "at", "near", "outside", "from") and len(span.split()) == 1:
             return "place?"

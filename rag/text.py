@@ -66,6 +66,8 @@ def stem(word: str) -> str:
         return w
     if w.endswith("ies") and len(w) > 5:
         w = w[:-3] + "y"  # "friendlies" -> "friendly", so that it meets "friendly" below
+    elif w.endswith(("ction", "ctions")) and len(w) > 7:
+        w = w[: w.rindex("ction") + 2]  # "deflection" -> "deflect", "selections" -> "select"
     for _ in range(3):
         for suf in _SUFFIXES:
             if w.endswith(suf) and len(w) - len(suf) >= 3:

@@ -183,6 +183,7 @@ def test_a_name_after_against_or_a_side_noun_is_taken_for_a_side():
     ans = ExtractiveAnswerer()
     assert ans.entity_type("Yeading", "a trip to Ryman Premier League leaders ") == "side?"
     assert ans.entity_type("Yeading", "a goal by ") == "name"
+    assert ans.entity_type("Craig Bryson", "The home side's ") == "name"  # the side's player, not a side
 
 
 def test_a_finer_date_in_the_same_article_leads():
@@ -200,6 +201,7 @@ def test_a_finer_date_in_the_same_article_leads():
     ("How many top-flight goals had Fowler scored?", "goal"),
     ("How many Premiership goals did Thierry Henry score?", "goal"),
     ("Against which club did Graham Stuart's late winner keep the Toffees up?", "keep"),
+    ("Off which player did Arjen Robben's late winner deflect past Shaka Hislop?", "deflect"),
 ])
 def test_the_focus_word_skips_adverbs_and_modifiers(question, focus):
     assert frame(analyse(question)).focus == focus

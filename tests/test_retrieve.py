@@ -186,7 +186,7 @@ def test_question_kind_allows_an_opening_preposition(question, kind):
 
 @pytest.mark.parametrize("a, b", [
     ("friendly", "friendlies"), ("injury", "injuries"), ("city", "cities"), ("play", "played"),
-    ("referee", "refereed"), ("score", "scored"), ("pay", "paid"),
+    ("referee", "refereed"), ("score", "scored"), ("pay", "paid"), ("deflection", "deflected"),
 ])
 def test_inflections_share_a_stem(a, b):
     from rag.text import stem
