@@ -42,6 +42,8 @@ eval: setup
 	$(VENV)/bin/rag eval $(SHARED)/eval/seeds_qa.jsonl --corpus seeds
 	@echo
 	$(VENV)/bin/rag eval eval/bbc_dev.jsonl --corpus $(SHARED)/corpora/bbc-football
+	@echo
+	$(VENV)/bin/rag eval eval/bbc_check.jsonl --corpus $(SHARED)/corpora/bbc-football
 
 # Speed and memory (see docs/BENCHMARKS.md): one table, also written to bench/results/latest.json.
 #   make bench                      everything, up to 1M passages (~10 min on 2 cores)

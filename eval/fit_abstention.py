@@ -102,7 +102,7 @@ def _num(rec_id: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("qa", type=Path)
+    ap.add_argument("qa", type=Path, nargs="+", help="one or more QA sets over the same corpus")
     ap.add_argument("--corpus", type=Path, required=True)
     ap.add_argument("--l2", type=float, default=0.01)
     ap.add_argument("--max-abst-a", type=float, default=0.05)
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                     "(the threshold is lowered below them), e.g. the seeds set")
     ap.add_argument("--keep-corpus", type=Path, help="the corpus of --keep")
     args = ap.parse_args(argv)
-    records = load_records(args.qa)
+    records = [r for qa in args.qa for r in load_records(qa)]
     embedder = make_embedder(None)
     assistant = Assistant(eval_index_dir(args.corpus, embedder.name), embedder=embedder, seed=False, quiet=True)
     sync_corpus(assistant, args.corpus)
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         OUT.write_text(json.dumps({
             "_comment": ("Logistic abstention model over rag.answer.Evidence; refit with eval/fit_abstention.py. "
-                         f"Fitted on {args.qa.name} ({len(rows)} questions), features {feats}, L2 {args.l2}, threshold: the highest "
+                         f"Fitted on {' + '.join(qa.name for qa in args.qa)} ({len(rows)} questions), features {feats}, L2 {args.l2}, threshold: the highest "
                          f"keeping answerable questions abstained on at most {args.max_abst_a}"
                          + (f" and none of {args.keep.name}" if keep else "") + "; "
                          "checked by two-fold cross-validation on odd and even ids."),

@@ -1,6 +1,6 @@
-"""Answer quality on the dev set (eval/bbc_dev.jsonl over the BBC corpus in ../shared), with the
-product's default embedder and settings: floors a little below the measured numbers, so a
-regression fails here. The numbers themselves, and how they were reached, are in
+"""Answer quality on the dev and check sets (eval/bbc_dev.jsonl, eval/bbc_check.jsonl, over the
+BBC corpus in ../shared), with the product's default embedder and settings: floors a little
+below the measured numbers, so a regression fails here. The numbers themselves, and how they were reached, are in
 docs/EVALUATION.md."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from rag.retrieve import RetrievalConfig
 from tests.conftest import BBC, ROOT
 
 DEV = ROOT / "eval" / "bbc_dev.jsonl"
+CHECK = ROOT / "eval" / "bbc_check.jsonl"
 
 pytestmark = pytest.mark.integration
 
@@ -39,16 +40,29 @@ def dev_report(bbc_assistant) -> EvalReport:
 def test_dev_set_floors(dev_report):
     t = dev_report.total
     assert (t.answerable, t.unanswerable) == (85, 23)
-    # measured 0.92 / 0.99 / 0.74 / 0.71 / 0.89 / 0.43 / 0.05 with the int8 embedder (its
+    # measured 0.92 / 0.99 / 0.79 / 0.75 / 0.94 / 0.83 / 0.05 with the int8 embedder (its
     # vectors move slightly with how chunks were batched when the index was built, so the same
     # code gives a pass or two more or less out of 108 on different builds)
     assert t.answer_at_5 >= 0.87, t
     assert t.gold_at_5 >= 0.95, t
-    assert t.answer_hit >= 0.69, t
-    assert t.lead_hit >= 0.65, t
-    assert t.citation_precision >= 0.83, t
-    assert t.unanswerable_abstained >= 0.34, t
+    assert t.answer_hit >= 0.74, t
+    assert t.lead_hit >= 0.70, t
+    assert t.citation_precision >= 0.89, t
+    assert t.unanswerable_abstained >= 0.70, t
     assert t.answerable_abstained <= 0.07, t
+
+
+def test_check_set_floors(bbc_assistant):
+    """The second set, which nothing is fitted on (eval/bbc_check.jsonl)."""
+    t = evaluate(bbc_assistant, load_records(CHECK), name="bbc_check").total
+    assert (t.answerable, t.unanswerable) == (40, 12)
+    # measured 0.95 / 1.00 / 0.60 / 0.55 / 0.97 / 0.58 / 0.20
+    assert t.answer_at_5 >= 0.90, t
+    assert t.gold_at_5 >= 0.95, t
+    assert t.answer_hit >= 0.52, t
+    assert t.citation_precision >= 0.90, t
+    assert t.unanswerable_abstained >= 0.41, t
+    assert t.answerable_abstained <= 0.28, t
 
 
 def test_every_citation_is_an_exact_quote(dev_report, bbc_assistant):
