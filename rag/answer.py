@@ -477,8 +477,6 @@ class Evidence:
 
 
 _MONEY_VERBS = frozenset(stem(w) for w in "pay cost fee price sell buy get receive earn spend bid offer".split())
-
-
 _MEET_VERBS = frozenset(stem(w) for w in "meet face play".split())
 _MATCH_WORDS = frozenset(stem(w) for w in """meet face play beat win won lose lost draw drew host visit against
     v vs versus final match game tie fixture clash derby friendly qualifier""".split())
@@ -790,13 +788,10 @@ class ExtractiveAnswerer:
         seen: set[tuple[str, int]] = set()
         cache: dict[str, list[Sentence]] = {}
         numbers = [t for t in fr.terms if any(ch.isdigit() for ch in t.text)]
-        unmatched: dict[str, bool] = {}
-        for rank, p in enumerate(passages):
-            art = p.article
-            sents = self._sentences(art, cache)
-            title = _stems_of(art.title)
-            if art.id not in unmatched:
-                unmatched[art.id] = _numbers_missing(numbers, art, extra[1] if extra is not None else None)
+        unmatched: dict[str, bool] = {}  # article id -> it lacks one of the question's numbers
+        for p in passages:
+            if p.article.id not in unmatched:
+                unmatched[p.article.id] = _numbers_missing(numbers, p.article, extra[1] if extra is not None else None)
         nowhere = bool(unmatched) and all(unmatched.values())  # no article has the question's number
         for rank, p in enumerate(passages):
             art = p.article
