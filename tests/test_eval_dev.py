@@ -37,19 +37,21 @@ def dev_report(bbc_assistant) -> EvalReport:
     return evaluate(bbc_assistant, load_records(DEV), name="bbc_dev")
 
 
+def _assert_floors(t, *, at_least: dict[str, float], at_most: dict[str, float]) -> None:
+    low = {k: getattr(t, k) for k, v in at_least.items() if getattr(t, k) < v}
+    high = {k: getattr(t, k) for k, v in at_most.items() if getattr(t, k) > v}
+    assert not low and not high, (low, high, t)
+
+
 def test_dev_set_floors(dev_report):
     t = dev_report.total
     assert (t.answerable, t.unanswerable) == (85, 23)
     # measured 0.92 / 0.99 / 0.79 / 0.75 / 0.94 / 0.83 / 0.05 with the int8 embedder (its
     # vectors move slightly with how chunks were batched when the index was built, so the same
     # code gives a pass or two more or less out of 108 on different builds)
-    assert t.answer_at_5 >= 0.87, t
-    assert t.gold_at_5 >= 0.95, t
-    assert t.answer_hit >= 0.74, t
-    assert t.lead_hit >= 0.70, t
-    assert t.citation_precision >= 0.89, t
-    assert t.unanswerable_abstained >= 0.70, t
-    assert t.answerable_abstained <= 0.07, t
+    _assert_floors(t, at_least={"answer_at_5": 0.87, "gold_at_5": 0.95, "answer_hit": 0.74, "lead_hit": 0.70,
+                                "citation_precision": 0.89, "unanswerable_abstained": 0.70},
+                   at_most={"answerable_abstained": 0.07})
 
 
 def test_check_set_floors(bbc_assistant):
@@ -57,12 +59,9 @@ def test_check_set_floors(bbc_assistant):
     t = evaluate(bbc_assistant, load_records(CHECK), name="bbc_check").total
     assert (t.answerable, t.unanswerable) == (40, 12)
     # measured 0.95 / 1.00 / 0.60 / 0.55 / 0.97 / 0.58 / 0.20
-    assert t.answer_at_5 >= 0.90, t
-    assert t.gold_at_5 >= 0.95, t
-    assert t.answer_hit >= 0.52, t
-    assert t.citation_precision >= 0.90, t
-    assert t.unanswerable_abstained >= 0.41, t
-    assert t.answerable_abstained <= 0.28, t
+    _assert_floors(t, at_least={"answer_at_5": 0.90, "gold_at_5": 0.95, "answer_hit": 0.52,
+                                "citation_precision": 0.90, "unanswerable_abstained": 0.41},
+                   at_most={"answerable_abstained": 0.28})
 
 
 def test_every_citation_is_an_exact_quote(dev_report, bbc_assistant):
