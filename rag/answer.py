@@ -25,7 +25,7 @@ import math
 import re
 import time
 from importlib import resources
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from .chunk import Sentence, split_sentences
@@ -445,6 +445,23 @@ def _numbers_missing(numbers: list[_Term], art: Article, covered: set[str] | Non
     return any(not (t.stems & have) and not (covered and t.stems & covered) for t in numbers)
 
 
+_ROLE = r"(?:man|woman|player|striker|forward|midfielder|defender|winger|goalkeeper|keeper|manager|coach|boss|side|club|team|referee|Dane|Swede|Scot|Frenchman|Spaniard|Dutchman|German|Italian|Brazilian)"
+_DESCRIPTIONS = (
+    re.compile(r"\b(?:the|a|an)\s+(?:[\w'’-]+\s+){0,3}?(?:who|that|whose)\s+(.+?)\??$"),  # "the side that knocked out Feyenoord"
+    re.compile(rf"\bthe\s+(?:[a-z-]+\s+){{0,2}}{_ROLE}\s+((?:[A-Z]\w+\s+)?[a-z]+(?:ed|t|n)\b.+?)\??$"),  # "the man put in charge", "the striker Chelsea sacked"
+    re.compile(rf"\b((?:[A-Z][\w'’-]*\s+)*[A-Z][\w'’-]*(?:\s+\d{{4}})?['’]s\s+(?:[a-z-]+\s+){{0,2}}(?:scorer|captain|{_ROLE}))\b"),  # "Euro 2004's leading scorer"
+)
+
+
+def description(question: str) -> str | None:
+    """The part of a question that describes someone instead of naming him, if there is one."""
+    for pat in _DESCRIPTIONS:
+        m = pat.search(question)
+        if m:
+            return m.group(1)
+    return None
+
+
 def _term_covered(t: _Term, words: set[str]) -> bool:
     return bool(t.stems & words or t.syn & words)
 
@@ -587,6 +604,9 @@ class ExtractiveAnswerer:
         strong_span: a description sentence whose span scores this much answers by itself.
         rarity_floor: weight of a question word that every passage has, relative to a rare one
             (1 = all words weigh the same).
+        descriptions: for a question that describes someone ("the man put in temporary charge
+            of Spurs"), how many of the sentences that best match the description alone are
+            followed as bridges, besides the best match of the whole question.
         abstention: the model that decides, after the rules above, whether the evidence is
             strong enough to answer; "default" loads ``rag/data/abstain.json``; None: rules only.
     """
@@ -595,8 +615,9 @@ class ExtractiveAnswerer:
 
     def __init__(self, *, min_coverage: float = 0.3, min_score: float = 0.6, max_citations: int = 2,
                  weights: ScoreWeights | None = None, bridge_coverage: float = 0.45,
-                 strong_span: float = 5.0, rarity_floor: float = RARITY_FLOOR,
+                 strong_span: float = 5.0, rarity_floor: float = RARITY_FLOOR, descriptions: int = 3,
                  abstention: AbstentionModel | None | str = "default") -> None:
+        self.descriptions = descriptions
         self.abstention = default_abstention() if abstention == "default" else abstention  # type: ignore[assignment]
         self.min_coverage = min_coverage
         self.rarity_floor = rarity_floor
@@ -863,6 +884,26 @@ class ExtractiveAnswerer:
             return None
         if desc.span is not None and desc.span.score >= self.strong_span:
             return None  # the best-matching sentence answers by itself
+        best = self._hop_from(query, passages, fr, desc)
+        clause = description(query.text)
+        if clause is None:
+            return best
+        # the question describes someone ("the man put in temporary charge of Spurs"): the
+        # sentences that best match the description alone are bridges too
+        dfr = replace(fr, terms=tuple(t for t in fr.terms if t.stems & _stems_of(clause)))
+        if not dfr.terms:
+            return best
+        ranked = sorted(cands, key=lambda c: -_coverage(dfr, _stems_of(c.sentence.text), _stems_of(c.passage.article.title))[0])
+        for d in ranked[: self.descriptions]:
+            if d is desc:
+                continue
+            hop = self._hop_from(query, passages, fr, d)
+            if hop is not None and (best is None or hop.score > best.score):
+                best = hop
+        return best
+
+    def _hop_from(self, query: Query, passages: list[Passage], fr: Frame, desc: _Candidate) -> _Candidate | None:
+        """The best answer through the names one description sentence adds."""
         qtoks = set(tokens(query.text)) | set(fr.own_names)
         own = _stems_of(desc.sentence.text)
         ctx = own | _stems_of(desc.passage.article.title)

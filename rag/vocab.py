@@ -72,7 +72,7 @@ def vocabulary() -> Vocabulary:
 
 _COMPETITION = re.compile(r"\b(League|Liga|Cup|Copa|Trophy|Championships?|Bundesliga|Serie|Ligue|Premiership|Shield|Final|Olympics|Games|Euro|Conference|Division|Award|Association|Federation)\b")
 _VENUE_WORD = re.compile(r"\b(Park|Stadium|Stadio|Estadio|Stade|Arena|Road|Lane|Ground|Cottage|Bridge|Hall|Hotel)\b")
-_CLUB_WORD = re.compile(r"\b(FC|AFC|CF|United|City|Town|Rovers|Athletic|Albion|Wanderers|County|Villa|Hotspur|Rangers|Celtic|Real|Sporting|Inter|Juventus|Dynamo|Dinamo|Borussia|Olympique|Bayern|Ajax|PSV|Benfica|Porto|Thistle|Academical|Alexandra|Argyle|Orient|Hapoel|Maccabi|Partizan|Partizani|Steaua|Lokomotiv|Spartak|Sparta|Slavia|Legia|Wisla|Feyenoord|Galatasaray|Besiktas|Fenerbahce)\b")
+_CLUB_WORD = re.compile(r"\b(FC|AFC|CF|AC|AS|SS|VfB|VfL|SV|SC|RC|RCD|CD|UD|FK|NK|SK|KV|KRC|RSC|RKC|RFC|NAC|AZ|HSV|TSV|United|City|Town|Rovers|Athletic|Albion|Wanderers|County|Villa|Hotspur|Rangers|Celtic|Real|Sporting|Inter|Juventus|Dynamo|Dinamo|Borussia|Olympique|Bayern|Ajax|PSV|Benfica|Porto|Thistle|Academical|Alexandra|Argyle|Orient|Hapoel|Maccabi|Partizan|Partizani|Steaua|Lokomotiv|Spartak|Sparta|Slavia|Legia|Wisla|Feyenoord|Galatasaray|Besiktas|Fenerbahce)\b")
 _CALENDAR = re.compile(r"^(?:January|February|March|April|May|June|July|August|September|October|November|December|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|Christmas|Easter|New Year)$")
 
 

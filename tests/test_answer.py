@@ -269,3 +269,35 @@ def test_a_ban_someone_faces_is_not_the_ban_he_was_given():
     faces = _article("f", "Mutu case\n\nMutu faces a ban of between six months and two years for his failed drugs test.")
     given = _article("g", "Mutu banned\n\nMutu was sacked by Chelsea and banned for seven months for his failed drugs test.")
     assert ask("How long was the ban Mutu was given for his failed drugs test?", faces, given).short_answer == "seven months"
+
+
+@pytest.mark.parametrize("question, clause", [
+    ("Which Dutch club had the man put in temporary charge of Spurs after Jacques Santini resigned previously coached?",
+     "put in temporary charge of Spurs after Jacques Santini resigned previously coached"),
+    ("On what date is Middlesbrough's away tie against the side that knocked out Feyenoord?", "knocked out Feyenoord"),
+    ("After how many minutes did Euro 2004's leading scorer come off the bench?", "Euro 2004's leading scorer"),
+    ("Who scored the winner for Chelsea?", None),
+])
+def test_the_description_in_a_question(question, clause):
+    from rag.answer import description
+
+    assert description(question) == clause
+
+
+def test_a_bridge_from_the_sentence_that_matches_the_description_alone():
+    santini = _article("s", "Santini quits\n\nJacques Santini resigned as Spurs coach on Friday, saying the Spurs board "
+                            "had broken agreements. Martin Jol has been put in temporary charge.")
+    ajax = _article("a", "Ajax\n\nRuud Krol is in charge of Ajax, who are third in the Dutch league.")
+    jol = _article("j", "Cruyff praises Jol\n\nCruyff is impressed by the way former RFC Waalwijk coach Jol has "
+                        "turned round the fortunes of Spurs.")
+    question = ("Which Dutch club had the man put in temporary charge of Spurs after Jacques Santini resigned "
+                "previously coached?")
+    a = ask(question, santini, ajax, jol, abstention=None)
+    assert a.short_answer == "RFC Waalwijk" and [c.article_id for c in a.citations] == ["j", "s"]
+    assert ask(question, santini, ajax, jol, abstention=None, descriptions=1).short_answer != "RFC Waalwijk"
+
+
+def test_club_abbreviations_make_a_club():
+    from rag.vocab import entity_kind
+
+    assert [entity_kind(n) for n in ("RFC Waalwijk", "AC Milan", "VfB Stuttgart", "Waalwijk")] == ["club", "club", "club", "name"]
