@@ -26,6 +26,7 @@ import re
 import time
 from importlib import resources
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Protocol
 
 from .chunk import Sentence, split_sentences
@@ -441,8 +442,14 @@ def _numbers_missing(numbers: list[_Term], art: Article, covered: set[str] | Non
     on 5 January".) ``covered``: stems a bridge sentence already matched."""
     if not numbers:
         return False
-    have = _stems_of(art.title) | _stems_of(art.text) | (set(_stems_of(art.date)) if art.date else set())
+    have = _text_stems(art.title) | _text_stems(art.text) | (_text_stems(art.date) if art.date else frozenset())
     return any(not (t.stems & have) and not (covered and t.stems & covered) for t in numbers)
+
+
+@lru_cache(maxsize=256)
+def _text_stems(text: str) -> frozenset[str]:
+    """``_stems_of`` for whole articles, kept: the second hop scores the same passages again."""
+    return frozenset(_stems_of(text))
 
 
 _ROLE = r"(?:man|woman|player|striker|forward|midfielder|defender|winger|goalkeeper|keeper|manager|coach|boss|side|club|team|referee|Dane|Swede|Scot|Frenchman|Spaniard|Dutchman|German|Italian|Brazilian)"

@@ -8,6 +8,7 @@ citation support), which is why it lives in one place.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 STOPWORDS = frozenset(
     """a about above after again against all also am an and any are as at be because been before
@@ -54,6 +55,7 @@ _IRREGULAR = {
 IRREGULAR_PAST = frozenset(k for k, v in _IRREGULAR.items() if not k.endswith(("s", "ing")) and k != v)
 
 
+@lru_cache(maxsize=1 << 16)
 def stem(word: str) -> str:
     """Strips common English suffixes so that inflections of one word compare equal.
 
