@@ -14,7 +14,8 @@ are answered in two hops: the sentence that best matches the description names s
 question does not (a bridge), and sentences about that bridge are then scored as if they had
 matched the description. Both sentences are cited.
 
-Football vocabulary (which nouns name a person or a side, grounds, countries, synonyms) lives in
+Football vocabulary (which nouns name a person or a side, grounds, countries, synonyms, and the
+words that tie a name to a role or a match: "against", "president", "scored") lives in
 ``rag/data/football.json``; club names and nicknames in ``rag/data/aliases.json``.
 """
 
@@ -127,16 +128,6 @@ def _demonym(word: str) -> bool:
     w = word.rstrip("'’s") if word.endswith(("'s", "’s")) else word
     return w in dem or (w.endswith("s") and w[:-1] in dem)
 
-
-# Words after which a name in a match report is a side: "against *Wimbledon*", "beat *Hibs*".
-_OPPONENT_WORDS = frozenset("against v vs versus beat beating beaten defeat defeated defeating thrash thrashed hosts host hosting face faces facing".split())
-
-# Things only players do on the pitch, and the roles of people who do not play.
-_ON_PITCH = frozenset(stem(w) for w in "score goal netted equalise equalised head headed shoot shot tackle cross assist".split())
-_OFF_PITCH = frozenset(stem(w) for w in """president chairman owner director executive secretary agent referee linesman
-    physio doctor surgeon chiropractor scout pundit commentator journalist fan supporter manager boss coach""".split())
-
-_BUILDINGS = frozenset({"stadium", "ground", "venue", "hotel", "arena", "pitch", "training ground", "hospital", "clinic", "airport"})
 
 _TYPED = ("date", "money", "number", "age", "duration", "score", "position", "quote")
 _NAMED = ("person", "club", "country", "place", "competition", "org", "name")
@@ -500,10 +491,6 @@ class Evidence:
         return [float(getattr(self, f)) for f in self.FEATURES]
 
 
-_MONEY_VERBS = frozenset(stem(w) for w in "pay cost fee price sell buy get receive earn spend bid offer".split())
-_MEET_VERBS = frozenset(stem(w) for w in "meet face play".split())
-_MATCH_WORDS = frozenset(stem(w) for w in """meet face play beat win won lose lost draw drew host visit against
-    v vs versus final match game tie fixture clash derby friendly qualifier""".split())
 
 
 def _predicate_implied(fr: Frame, lead: _Candidate, words: set[str]) -> bool:
@@ -515,11 +502,12 @@ def _predicate_implied(fr: Frame, lead: _Candidate, words: set[str]) -> bool:
     sp = lead.span
     if sp is None:
         return False
-    if fr.want == "money" and (fr.verb & _MONEY_VERBS or {s for t in fr.terms for s in t.stems} & _MONEY_VERBS):
+    voc = vocabulary()
+    if fr.want == "money" and (fr.verb & voc.money_verbs or {s for t in fr.terms for s in t.stems} & voc.money_verbs):
         return True
     if fr.want == "position":
         return True
-    if fr.verb & _MEET_VERBS and words & _MATCH_WORDS:
+    if fr.verb & voc.meet_verbs and words & voc.match_words:
         return True
     return sp.by_head and fr.head is not None and fr.head in vocabulary().person_nouns
 
@@ -646,7 +634,7 @@ class ExtractiveAnswerer:
         if prev and (prev[-1] in voc.person_nouns or " ".join(prev) in voc.person_nouns):
             return "person"
         possessive = re.search(r"['’]s?\s*$", before) is not None  # "the home side's *Craig Bryson*": his side
-        if prev and not possessive and (prev[-1] in _OPPONENT_WORDS or prev[-1] in voc.club_nouns) \
+        if prev and not possessive and (prev[-1] in voc.opponent_words or prev[-1] in voc.club_nouns) \
                 and prev[-1] not in voc.country_nouns:
             return "side?"  # "winner against *Wimbledon*", "leaders *Yeading*": most likely a side
         if prev and prev[-1] in ("in", "at", "near", "outside", "from") and len(span.split()) == 1:
@@ -684,7 +672,7 @@ class ExtractiveAnswerer:
                 continue  # "MRI", "BBC": abbreviations are not people
             etype = self.entity_type(span, text[:start])
             spec = self._type_score(fr.want, etype, len(words))
-            if spec is None or (fr.head in _BUILDINGS and etype in ("club", "side?", "country", "person")):
+            if spec is None or (fr.head in vocabulary().building_nouns and etype in ("club", "side?", "country", "person")):
                 continue  # "Which *stadium*": never a club, a country or a person
             out.append(Span(span, offset + start, spec, etype))
         return out
@@ -779,7 +767,7 @@ class ExtractiveAnswerer:
                 by_head = True
             elif near_before and near_before[-1] in fr.roles:
                 score -= 1.5  # "referee *Paul Norman*" when the question names its referee
-            elif near_before and near_before[-1] in _OFF_PITCH and fr.verb & _ON_PITCH:
+            elif near_before and near_before[-1] in vocabulary().off_pitch and fr.verb & vocabulary().on_pitch:
                 score -= 2.0  # "president *Jose Luis Astiazaran*" did not score the equaliser
             if fr.verb and fr.verb_side == "after" and fr.verb & set(near_before):
                 score += 1.5  # "replaces *Steve Wigley*"

@@ -41,12 +41,20 @@ class Vocabulary:
     countries: frozenset[str]
     demonyms: frozenset[str]
     synonyms: dict[str, frozenset[str]]  # stem -> stems of words used interchangeably
+    building_nouns: frozenset[str]  # "Which *stadium*": never answered with a club or a person
+    opponent_words: frozenset[str]  # a name after these is probably a side: "against *Wimbledon*"
+    on_pitch: frozenset[str]  # stems of what only players do: "scored", "headed"
+    off_pitch: frozenset[str]  # stems of roles that do not play: "president", "referee"
+    money_verbs: frozenset[str]  # stems of verbs a fee answers: "pay", "sell"
+    meet_verbs: frozenset[str]  # stems of verbs a match answers: "meet", "play"
+    match_words: frozenset[str]  # stems of words that say a match happened: "beat", "final"
 
 
 @lru_cache(maxsize=1)
 def vocabulary() -> Vocabulary:
     raw = json.loads(resources.files("rag").joinpath("data/football.json").read_text("utf-8"))
     low = lambda key: frozenset(x.lower() for x in raw[key])  # noqa: E731
+    stemmed = lambda key: frozenset(stem(x) for x in raw[key])  # noqa: E731
     clubs: set[str] = set()
     for canon, aliases in alias_table().items():
         clubs.add(canon.lower())
@@ -65,6 +73,9 @@ def vocabulary() -> Vocabulary:
         clubs=frozenset(clubs), venues=frozenset(venues), countries=low("countries"),
         demonyms=frozenset(raw["demonyms"]),
         synonyms={k: frozenset(v) for k, v in syn.items()},
+        building_nouns=low("building_nouns"), opponent_words=low("opponent_words"),
+        on_pitch=stemmed("on_pitch_verbs"), off_pitch=stemmed("off_pitch_roles"), money_verbs=stemmed("money_verbs"),
+        meet_verbs=stemmed("meet_verbs"), match_words=stemmed("match_words"),
     )
 
 
