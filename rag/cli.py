@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="index this folder first (into --index, or a cache folder reused across runs)")
     _add_index_opts(ev)
     ev.add_argument("--top-k", type=int, default=5, metavar="N", help="passages per answer (default 5)")
+    ev.add_argument("--split", action="append", metavar="NAME",
+                    help="only the questions of this split (train, dev, test; repeatable; default: all, "
+                         "each reported on its own)")
     ev.add_argument("--retrieval", choices=["hybrid", "rrf", "dense", "bm25"], default="hybrid",
                     help="retrieval method: hybrid (default) or a baseline")
     ev.add_argument("--reranker", metavar="NAME_OR_PATH",
@@ -261,6 +264,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
     records = load_records(args.qa)
+    if args.split:
+        wanted = {x.strip() for s in args.split for x in s.split(",") if x.strip()}
+        present = {r.split for r in records}
+        unknown = wanted - present
+        if unknown:
+            raise ConfigError(f"--split {', '.join(sorted(unknown))}: {args.qa} has splits {', '.join(sorted(present))}")
+        records = [r for r in records if r.split in wanted]
     embedder = args.embedder
     index = args.index
     if index is None and args.corpus:
