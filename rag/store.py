@@ -478,6 +478,18 @@ class Store:
         return {r[0]: Chunk(*r) for r in rows}
 
     @_guard
+    def embeddings(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """The stored (exact) vectors of these chunks: fusion scores a passage that only BM25
+        found by its true similarity to the question, not by a missing dense rank."""
+        out: dict[int, np.ndarray] = {}
+        for s in range(0, len(ids), 900):
+            part = [int(i) for i in ids[s: s + 900]]
+            q = ",".join("?" * len(part))
+            for cid, blob in self.db.execute(f"SELECT id, embedding FROM chunks WHERE id IN ({q})", part):
+                out[int(cid)] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    @_guard
     def chunk_ids_in_range(self, since: str | None, until: str | None) -> np.ndarray:
         where, args = _date_where(since, until)
         rows = self.db.execute(

@@ -50,7 +50,7 @@ def test_fallback_to_pytorch_without_onnxruntime(monkeypatch):
     e = make_embedder(None)
     assert isinstance(e, SentenceTransformerEmbedder)
     assert e.name == DEFAULT_EMBEDDER
-    with pytest.raises(ConfigError, match="all-MiniLM-L6-v2-int8' needs onnxruntime"):
+    with pytest.raises(ConfigError, match="all-MiniLM-L6-v2-int8-256' needs onnxruntime"):
         make_embedder(INT8_EMBEDDER)
 
 
@@ -59,7 +59,8 @@ def test_an_index_keeps_the_variant_it_was_built_with(tmp_path):
     from rag.models import Article, Chunk
     from rag.store import NewArticle, Store
 
-    for name, cls in ((DEFAULT_EMBEDDER, SentenceTransformerEmbedder), (INT8_EMBEDDER, OnnxEmbedder)):
+    for name, cls in ((DEFAULT_EMBEDDER, SentenceTransformerEmbedder), (INT8_EMBEDDER, OnnxEmbedder),
+                      ("all-MiniLM-L6-v2-int8", OnnxEmbedder)):
         d = tmp_path / name
         store = Store(d, embedder_name=name)
         art = Article("a", "Title", None, str(d / "a.txt"), "Some text.")
@@ -68,6 +69,8 @@ def test_an_index_keeps_the_variant_it_was_built_with(tmp_path):
         store.close()
         a = Assistant(d, seed=False, quiet=True)
         assert type(a.embedder) is cls and a.embedder.name == name
+        if cls is OnnxEmbedder:  # an index from the 128-piece variant keeps its cut
+            assert a.embedder.max_length == (128 if name.endswith("int8") else 256)
         a.close()
     assert minilm_variant("hash-64") is None and minilm_variant(None) is None
 
