@@ -64,7 +64,7 @@ def score(page: Path, extractor: str) -> PageScore:
     flat = " ".join(got.text.split())
     found = sum(1 for p in expected["article"] if " ".join(p.split()) in flat)
     leaked = [b for b in expected["boilerplate"] if b in got.text]
-    gold = Counter(_words(" ".join([expected["title"], *expected["article"], *expected.get("headings", [])])))
+    gold = Counter(_words(" ".join([expected["title"] or "", *expected["article"], *expected.get("headings", [])])))
     words = _words(got.text)
     inside = sum((Counter(words) & gold).values())
     return PageScore(page.stem, expected["shape"], extractor, got.title == expected["title"],

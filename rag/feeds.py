@@ -146,10 +146,13 @@ def parse_feed(body: bytes, url: str, content_type: str = "") -> ParsedFeed:
         date = time.strftime("%Y-%m-%d", parsed) if parsed else None
         entry_id = e.get("id") or link or f"{title}|{stamp}"
         entries.append(FeedEntry(entry_id=str(entry_id), link=link, title=title, date=date, updated=stamp))
-    if not entries and why is not None and hasattr(why, "getLineNumber"):
-        raise InputError(f"{url}: broken XML, no entries could be read ({_why(why)} at line {why.getLineNumber()})")
+    if not entries and d.get("version") and why is not None:
+        where = f" at line {why.getLineNumber()}" if hasattr(why, "getLineNumber") else ""
+        raise InputError(f"{url}: broken XML, no entries could be read ({_why(why)}{where})")
     if not d.get("version") and not entries:
-        raise InputError(f"{url}: not an RSS or Atom feed" + (f" ({_why(why)})" if why is not None else ""))
+        ctype = content_type.split(";", 1)[0].strip().lower()
+        detail = ctype if ctype and "xml" not in ctype else (_why(why) if why is not None else "")
+        raise InputError(f"{url}: not an RSS or Atom feed" + (f" ({detail})" if detail else ""))
     title = " ".join((d.feed.get("title") or "").split()) or None
     return ParsedFeed(title=title, version=d.get("version") or "unknown", entries=entries)
 

@@ -10,6 +10,7 @@ Nothing here touches any other network.
 
 from __future__ import annotations
 
+import calendar
 import gzip
 import json
 import threading
@@ -69,7 +70,8 @@ class WebServer:
         self.httpd.block_on_close = False
         self.port = self.httpd.server_address[1]
         self.base = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="test-web", daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="test-web", daemon=True)
 
     def __enter__(self) -> WebServer:
         self._thread.start()
@@ -216,7 +218,7 @@ def match_feed(web: WebServer, n: int, *, prefix: str = "/match", feed_path: str
     for i in range(n):
         title, date, paras = match_report(i)
         link = web.route(f"{prefix}/{i}.html", Route(body=article_html(title, date, paras)))
-        stamp = formatdate(time.mktime(time.strptime(date, "%Y-%m-%d")) + 3600 * 12, usegmt=True)
+        stamp = formatdate(calendar.timegm(time.strptime(date, "%Y-%m-%d")) + 3600 * 12, usegmt=True)
         items.append({"title": title, "link": link, "guid": f"match-{i}", "pubDate": stamp, "description": paras[0]})
     return web.route(feed_path, Route(body=rss("Test Sport: match reports", items),
                                       content_type="application/rss+xml", etag=etag))
