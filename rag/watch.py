@@ -187,23 +187,28 @@ class FolderWatcher:
                 if indexed is None:
                     indexed = self._indexed_under(self.folder)
                 gone.extend(src for _, src in indexed if _file_of(src) == path or src.startswith(path + os.sep))
-        return self._handle(sorted(set(files)), gone)
+        return self._handle(files, gone)
 
     def _handle(self, files: list[str], gone_sources: list[str], *, catch_up: bool = False) -> WatchBatch:
-        report = IngestReport()
-        if files:
-            report = self.assistant.add(files)
+        """Removes the articles of deleted files first, then indexes the files: a renamed file
+        (same text, new name) would otherwise be skipped as a duplicate of its old self."""
         removed = []
-        by_source = {src: aid for aid, src in self._indexed_under(self.folder)} if gone_sources else {}
-        for src in dict.fromkeys(gone_sources):
-            aid = by_source.get(src)
-            if aid is None or Path(_file_of(src)).exists():
-                continue  # already removed, or the file came back
-            try:
-                self.assistant.remove(aid)
-                removed.append((aid, src))
-            except InputError:
-                pass  # removed by someone else meanwhile
+        if gone_sources:
+            by_source = {src: aid for aid, src in self._indexed_under(self.folder)}
+            for src in dict.fromkeys(gone_sources):
+                aid = by_source.get(src)
+                if aid is None or Path(_file_of(src)).exists():
+                    continue  # already removed, or the file came back
+                try:
+                    self.assistant.remove(aid)
+                    removed.append((aid, src))
+                except InputError:
+                    pass  # removed by someone else meanwhile
+        if removed and not catch_up:
+            # a copy that was skipped as a duplicate of a removed file is its text's home now
+            indexed = {_file_of(src) for _, src in self._indexed_under(self.folder)}
+            files = files + [str(f) for f in self._supported_files(self.folder) if str(f) not in indexed]
+        report = self.assistant.add(sorted(set(files))) if files else IngestReport()
         batch = WatchBatch(report=report, removed=removed, catch_up=catch_up)
         self.batches += 1
         if self.on_batch is not None:

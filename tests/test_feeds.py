@@ -323,3 +323,15 @@ def test_cli_feed_commands(web, tmp_path, capsys, monkeypatch):
     assert code == 2 and "too short" in err
     code, _, err = run_cli(capsys, "feed", "add", "ftp://127.0.0.1/feed", *idx)
     assert code == 2 and "only http and https" in err
+
+
+@pytest.mark.integration
+def test_feed_articles_answer_questions_with_their_urls(web, seeds_assistant):
+    """The real embedder and index: a question only a feed's page can answer cites that page."""
+    seeds_assistant.feeds.add(web.url("/feeds/rss.xml"))
+    ans = seeds_assistant.ask("Who headed Kestrel Town's stoppage-time winner against Marlow Heath?")
+    assert "Ambrose Tully" in ans.text
+    cite = ans.citations[0]
+    assert (cite.source, cite.date) == (web.url("/pages/news-article.html"), "2024-04-27")
+    ans = seeds_assistant.ask("Who thanked Quarry Athletic supporters for their patience?")
+    assert "Annika Sorrell" in ans.text and ans.citations[0].date == "2024-04-25"  # the feed's date
