@@ -7,7 +7,6 @@ measures it against the extractor on the fixture pages in tests/fixtures/web/.
 
 from __future__ import annotations
 
-import re
 from html.parser import HTMLParser
 
 from rag.extract import ExtractedPage

@@ -425,17 +425,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    from .feeds import parse_interval
+
+    every = parse_interval(args.feeds_every) if args.feeds_every else None
     from ui.config import check_port, parse_auth
 
     auth = parse_auth(args.auth)  # bad options fail before anything heavy loads
     check_port(args.port)
     from ui.app import serve
 
-    every = None
-    if args.feeds_every:
-        from .feeds import parse_interval
-
-        every = parse_interval(args.feeds_every)
     assistant = _assistant(args, top_k=args.top_k, **llm_kwargs(args))
     refresher = None
     if every is not None:

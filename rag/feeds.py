@@ -29,11 +29,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from .errors import ConfigError, InputError, RagError
 from .feedstore import EntryRecord, FeedInfo, FeedStore, feed_store_for
-from .fetch import Fetcher, FetchError, FetchSettings, Response, check_url
+from .fetch import Fetcher, FetchError, FetchSettings, Response, check_url, is_private_host
 from .ingest import ParsedSource
 from .web import PAGE_THREADS, fetch_page
 
@@ -337,9 +337,12 @@ class Feeds:
             else:
                 todo.append(e)
 
+        # a feed on a public host may only send the indexer to public hosts
+        private_ok = is_private_host(urlsplit(info.url).hostname or "")
+
         def page(e: FeedEntry) -> ParsedSource | InputError:
             try:
-                return fetch_page(fetcher, e.link or "", title=e.title, date=e.date)
+                return fetch_page(fetcher, e.link or "", title=e.title, date=e.date, private_ok=private_ok)
             except InputError as err:
                 return err
 

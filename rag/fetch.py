@@ -17,6 +17,8 @@ could help (``transient``), which is what lets a feed update retry a timeout but
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import threading
 import time
 import urllib.robotparser
@@ -136,6 +138,20 @@ def check_url(url: str) -> str:
     return url
 
 
+def is_private_host(host: str) -> bool:
+    """Whether a host is, or resolves to, a loopback, private, link-local or reserved address."""
+    host = host.strip("[]")
+    try:
+        return not ipaddress.ip_address(host.split("%", 1)[0]).is_global
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except (socket.gaierror, UnicodeError):
+        return False  # the request itself will fail and say why
+    return any(not ipaddress.ip_address(str(i[4][0]).split("%", 1)[0]).is_global for i in infos)
+
+
 def origin_of(url: str) -> str:
     p = urlsplit(url)
     return f"{p.scheme.lower()}://{p.netloc.lower()}"
@@ -174,12 +190,16 @@ class Fetcher:
     # ------------------------------------------------------------------ requests
 
     def get(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
-            accept: str | None = None, max_bytes: int | None = None) -> Response:
+            accept: str | None = None, max_bytes: int | None = None, private_ok: bool = True) -> Response:
         """GETs a URL, following redirects; conditional when ``etag``/``last_modified`` are given.
 
+        ``private_ok=False`` refuses hosts on loopback, private or link-local addresses (at every
+        hop): a feed on the internet must not make the indexer read a machine on the local
+        network and put its pages into the index.
+
         Raises:
-            FetchError: refused scheme, robots.txt, timeout, too large, too many redirects,
-                an HTTP error status, or a network error.
+            FetchError: refused scheme or address, robots.txt, timeout, too large, too many
+                redirects, an HTTP error status, or a network error.
         """
         url = check_url(url)
         headers = {"Accept": accept or "*/*"}
@@ -189,6 +209,10 @@ class Fetcher:
             headers["If-Modified-Since"] = last_modified
         current = url
         for hop in range(self.settings.max_redirects + 1):
+            host = urlsplit(current).hostname or ""
+            if not private_ok and is_private_host(host):
+                raise FetchError(f"{url}: refused: {host} is a local or private address"
+                                 + (f" (redirected to {current})" if current != url else ""))
             if self.settings.robots:
                 self._check_robots(current)
             resp = self._request(current, headers, max_bytes or self.settings.max_bytes)
@@ -268,9 +292,9 @@ class Fetcher:
     def _check_robots(self, url: str) -> None:
         parser, problem = self._robots_for(origin_of(url))
         if problem:
-            raise FetchError(f"{url}: {problem}", transient=True, status=0)
+            raise FetchError(f"{url}: {problem}", transient=True)
         if parser is not None and not parser.can_fetch(ROBOTS_AGENT, url):
-            raise FetchError(f"{url}: disallowed by robots.txt", status=0)
+            raise FetchError(f"{url}: disallowed by robots.txt")
 
     def _crawl_delay(self, url: str) -> float:
         entry = self._robots.get(origin_of(url))

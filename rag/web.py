@@ -38,18 +38,20 @@ def article_id_for(url: str) -> str:
     return slug[:80] or "page"
 
 
-def fetch_page(fetcher: Fetcher, url: str, *, title: str | None = None, date: str | None = None) -> ParsedSource:
+def fetch_page(fetcher: Fetcher, url: str, *, title: str | None = None, date: str | None = None,
+               private_ok: bool = True) -> ParsedSource:
     """Fetches one page and extracts its article.
 
     Args:
         title, date: what to use where the page gives none (a feed entry's own).
+        private_ok: whether the page may be on a local or private address (``Fetcher.get``).
 
     Raises:
         FetchError: the page could not be fetched, or is not an HTML page.
         InputError: the page has no article text, or the URL is not http(s).
     """
     url = check_url(url)
-    resp = fetcher.get(url, accept=HTML_ACCEPT)
+    resp = fetcher.get(url, accept=HTML_ACCEPT, private_ok=private_ok)
     ctype = resp.content_type
     if ctype not in HTML_TYPES:
         raise FetchError(f"{url}: not an HTML page ({ctype})")

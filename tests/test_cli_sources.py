@@ -17,7 +17,6 @@ import pytest
 
 from tests.webserver import WebServer
 
-pytestmark = pytest.mark.integration
 
 RAG = [sys.executable, "-m", "rag.cli"]
 DEADLINE_S = 180  # the first use on a fresh machine exports the int8 embedder (~10 s); usually seconds
@@ -63,6 +62,7 @@ class Proc:
             return self.p.wait()
 
 
+@pytest.mark.integration
 def test_rag_index_watch(tmp_path):
     folder = tmp_path / "inbox"
     folder.mkdir()
@@ -80,6 +80,7 @@ def test_rag_index_watch(tmp_path):
     assert code == 130 and "rag: interrupted" in proc.lines[-1]
 
 
+@pytest.mark.integration
 def test_rag_feed_update_every(tmp_path):
     with WebServer() as web:
         web.fixture("/pages/amp.html", "amp.html")
@@ -99,3 +100,36 @@ def test_rag_feed_update_every(tmp_path):
         listed = subprocess.run([*RAG, "feed", "list", "--index", idx], capture_output=True, text=True,
                                 timeout=DEADLINE_S)
         assert "Grandstand Daily: Football" in listed.stdout and "2 articles" in listed.stdout
+
+
+@pytest.mark.integration
+def test_rag_chat_refreshes_feeds_in_the_background(tmp_path, seeds_index_dir):
+    import shutil
+    import socket
+
+    idx = tmp_path / "idx"
+    shutil.copytree(seeds_index_dir, idx)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with WebServer() as web:
+        web.fixture("/pages/amp.html", "amp.html")
+        web.fixture("/pages/heavy-navigation.html", "heavy-navigation.html")
+        feed = web.fixture("/feeds/atom.xml", "atom.xml", content_type="application/atom+xml", etag='"a1"')
+        added = subprocess.run([*RAG, "feed", "add", feed, "--index", str(idx), "--no-fetch"], capture_output=True,
+                               text=True, timeout=DEADLINE_S)
+        assert added.returncode == 0, added.stderr
+        proc = Proc("chat", "--index", str(idx), "--port", str(port), "--feeds-every", "1m")
+        try:
+            proc.wait_for("feeds: 1 feeds (0 not modified, 0 failed): 2 articles added")
+            proc.wait_for("Chat running at")
+        finally:
+            proc.stop()
+        assert web.hits("/pages/amp.html") and web.hits("/pages/heavy-navigation.html")
+
+
+def test_rag_chat_refuses_a_short_feed_interval_at_once(capsys):
+    from rag.cli import main
+
+    assert main(["chat", "--feeds-every", "5s"]) == 2
+    assert "too short" in capsys.readouterr().err

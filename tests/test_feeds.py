@@ -202,8 +202,8 @@ def test_feed_failures_are_reported_and_never_stop_the_rest(web, assistant):
 
 
 def test_adding_a_page_follows_the_feed_it_advertises(web, assistant):
-    page = web.route("/", Route(body=f'<html><head><link rel="alternate" type="application/atom+xml" '
-                                     f'href="/feeds/atom.xml"></head><body><p>Home</p></body></html>'.encode()))
+    page = web.route("/", Route(body='<html><head><link rel="alternate" type="application/atom+xml" '
+                                     'href="/feeds/atom.xml"></head><body><p>Home</p></body></html>'.encode()))
     info, result = assistant.feeds.add(page)
     assert info.url == web.url("/feeds/atom.xml") and result.count("added") == 2
 
@@ -335,3 +335,12 @@ def test_feed_articles_answer_questions_with_their_urls(web, seeds_assistant):
     assert (cite.source, cite.date) == (web.url("/pages/news-article.html"), "2024-04-27")
     ans = seeds_assistant.ask("Who thanked Quarry Athletic supporters for their patience?")
     assert "Annika Sorrell" in ans.text and ans.citations[0].date == "2024-04-25"  # the feed's date
+
+
+def test_a_public_feed_cannot_send_the_indexer_to_local_addresses(web, assistant, monkeypatch):
+    """Entries of a feed on the internet that link into the local network are refused."""
+    monkeypatch.setattr("rag.feeds.is_private_host", lambda host: False)  # as if the feed were public
+    info, result = assistant.feeds.add(web.url("/feeds/atom.xml"))
+    assert result.count("failed") == 2 and result.count("added") == 0
+    assert all("is a local or private address" in e.reason for e in result.entries)
+    assert not web.hits("/pages/amp.html")

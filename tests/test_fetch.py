@@ -182,3 +182,21 @@ def test_one_request_at_a_time_per_host_but_hosts_in_parallel(web):
     assert web.max_in_flight == {"127.0.0.1": 1, "localhost": 1} or (
         web.max_in_flight.get("127.0.0.1") == 1 and web.max_in_flight.get("localhost") == 1)
     assert took < 12 * 0.15  # the two hosts overlapped
+
+
+@pytest.mark.parametrize("host, private", [("127.0.0.1", True), ("localhost", True), ("10.1.2.3", True),
+                                           ("192.168.0.10", True), ("169.254.169.254", True), ("[::1]", True),
+                                           ("8.8.8.8", False), ("2001:4860:4860::8888", False)])
+def test_private_hosts(host, private):
+    from rag.fetch import is_private_host
+
+    assert is_private_host(host) is private
+
+
+def test_private_addresses_can_be_refused(web):
+    page = web.route("/a.html", Route(body=b"<p>intranet</p>"))
+    with fetcher() as f:
+        assert f.get(page).status == 200  # a URL the user gives may be local
+        with pytest.raises(FetchError, match="refused: 127.0.0.1 is a local or private address"):
+            f.get(page, private_ok=False)
+    assert len(web.hits("/a.html")) == 1
