@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from .errors import IndexCorruptError, InputError
+from .errors import ConfigError, IndexCorruptError, InputError
 
 FEED_SCHEMA = """
 CREATE TABLE IF NOT EXISTS feeds (
@@ -217,5 +217,5 @@ def feed_store_for(store: object) -> FeedStore:
     """The feed storage of an article store: its SQLite file (other backends add theirs here)."""
     db_path = getattr(store, "db_path", None)
     if db_path is None:
-        raise TypeError(f"no feed storage for {type(store).__name__}")
+        raise ConfigError(f"this index ({type(store).__name__}) cannot keep feeds or robots.txt yet")
     return SQLiteFeedStore(db_path)

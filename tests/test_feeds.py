@@ -344,3 +344,13 @@ def test_a_public_feed_cannot_send_the_indexer_to_local_addresses(web, assistant
     assert result.count("failed") == 2 and result.count("added") == 0
     assert all("is a local or private address" in e.reason for e in result.entries)
     assert not web.hits("/pages/amp.html")
+
+
+def test_a_store_without_feed_storage_says_so():
+    from rag.feedstore import feed_store_for
+
+    class OtherStore:
+        pass
+
+    with pytest.raises(ConfigError, match=r"this index \(OtherStore\) cannot keep feeds"):
+        feed_store_for(OtherStore())

@@ -269,7 +269,13 @@ class ChatBackend:
     @property
     def has_feeds(self) -> bool:
         """Whether the assistant's index can follow feeds (``rag.feeds.Feeds``)."""
-        return getattr(type(self.assistant), "feeds", None) is not None
+        if getattr(type(self.assistant), "feeds", None) is None:
+            return False
+        try:
+            self.assistant.feeds
+        except RagError:  # a store without feed storage
+            return False
+        return True
 
     def _feeds(self) -> Any:
         if not self.has_feeds:
