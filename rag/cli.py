@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import cli_sources as sources
+
 EXIT_USER_ERROR = 2
 
 
@@ -22,17 +24,6 @@ def _add_index_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--embedder", metavar="NAME_OR_PATH",
                    help="all-MiniLM-L6-v2-int8 (ONNX), all-MiniLM-L6-v2 (PyTorch) or a sentence-transformers "
                         "model (default: int8 where onnxruntime is installed; an index keeps its own)")
-
-
-def _add_fetch_opts(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ignore-robots", action="store_true",
-                   help="fetch pages that robots.txt asks this program not to (default: respect it)")
-
-
-def _fetch_settings(args: argparse.Namespace):
-    from .fetch import FetchSettings
-
-    return FetchSettings(robots=not getattr(args, "ignore_robots", False))
 
 
 def add_llm_options(p: argparse.ArgumentParser) -> None:
@@ -96,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("paths", nargs="+", metavar="PATH_OR_URL")
     _add_index_opts(add)
     add.add_argument("--json", action="store_true", help="print the report as JSON")
-    _add_fetch_opts(add)
+    sources.add_fetch_opts(add)
     lst = isub.add_parser("list", help="list indexed articles")
     _add_index_opts(lst)
     lst.add_argument("--json", action="store_true")
@@ -106,37 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     st = isub.add_parser("stats", help="index statistics")
     _add_index_opts(st)
     st.add_argument("--json", action="store_true")
-    watch = isub.add_parser("watch", help="keep the index in step with a folder: new and changed files are "
-                                          "indexed, deleted ones removed (until Ctrl+C)")
-    watch.add_argument("folder", metavar="DIR")
-    _add_index_opts(watch)
-    watch.add_argument("--debounce", type=float, default=0.5, metavar="SECONDS",
-                       help="quiet time before a burst of changes is indexed (default 0.5)")
-    watch.add_argument("--polling", action="store_true",
-                       help="poll instead of file-system events (network file systems)")
-
-    feed = sub.add_parser("feed", help="follow RSS/Atom feeds: their entries' pages are indexed")
-    fsub = feed.add_subparsers(dest="feed_command", metavar="ACTION")
-    fsub.required = True
-    fadd = fsub.add_parser("add", help="follow a feed (or the feed a page advertises) and index its entries")
-    fadd.add_argument("url", metavar="URL")
-    _add_index_opts(fadd)
-    fadd.add_argument("--no-fetch", action="store_true", help="only store the feed; index at the next update")
-    _add_fetch_opts(fadd)
-    flist = fsub.add_parser("list", help="list followed feeds")
-    _add_index_opts(flist)
-    flist.add_argument("--json", action="store_true")
-    frm = fsub.add_parser("rm", help="stop following a feed")
-    frm.add_argument("urls", nargs="+", metavar="URL")
-    _add_index_opts(frm)
-    frm.add_argument("--purge", action="store_true", help="also remove the articles its entries became")
-    fup = fsub.add_parser("update", help="index new and changed entries of every feed (or of the ones given)")
-    fup.add_argument("urls", nargs="*", metavar="URL")
-    _add_index_opts(fup)
-    fup.add_argument("--every", metavar="INTERVAL",
-                     help="keep updating at this interval, e.g. 15m or 2h (until Ctrl+C)")
-    fup.add_argument("--json", action="store_true", help="print the report as JSON")
-    _add_fetch_opts(fup)
+    sources.add_watch_parser(isub, _add_index_opts)
+    sources.add_feed_parser(sub, _add_index_opts)
 
     model = sub.add_parser("model", help="download and list GGUF models for LLM answers")
     msub = model.add_subparsers(dest="model_command", metavar="ACTION")
@@ -250,10 +212,10 @@ def cmd_model(args: argparse.Namespace) -> int:
 def cmd_index(args: argparse.Namespace) -> int:
     assistant = _assistant(args, seed=False if args.index_command in ("add", "watch") else None)
     if args.index_command == "watch":
-        return _watch(assistant, args)
+        return sources.watch(assistant, args)
     if args.index_command == "add":
         report = assistant.add(args.paths, progress=not args.json and sys.stderr.isatty(),
-                               fetch=_fetch_settings(args))
+                               fetch=sources.fetch_settings(args))
         if args.json:
             from dataclasses import asdict
 
@@ -298,93 +260,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     raise AssertionError(args.index_command)
 
 
-def _watch(assistant, args: argparse.Namespace) -> int:
-    import time
-
-    from .watch import FolderWatcher, describe
-
-    def show(batch) -> None:
-        for line in describe(batch):
-            print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
-
-    watcher = FolderWatcher(assistant, args.folder, debounce_s=args.debounce, on_batch=show, polling=args.polling)
-    first = watcher.start()
-    print(f"Watching {watcher.folder} ({first.report.summary()}, {len(first.removed)} removed on start; "
-          "Ctrl+C to stop)", file=sys.stderr, flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    finally:
-        watcher.stop()
-
-
-def _print_feed(result, out=None) -> None:
-    out = out or sys.stdout
-    name = f"{result.title} ({result.url})" if result.title else result.url
-    print(f"{name}: {result.summary()}", file=out)
-    for e in result.entries:
-        if e.status == "failed":
-            print(f"  failed   {e.reason}", file=out)
-        elif e.status in ("added", "updated"):
-            print(f"  {e.status:<8} {e.link} -> {e.article_id}", file=out)
-
-
 def cmd_feed(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
-    assistant = _assistant(args, seed=False)
-    feeds = assistant.feeds
-    if args.feed_command == "add":
-        info, result = feeds.add(args.url, update=not args.no_fetch, settings=_fetch_settings(args))
-        print(f"following {info.title or info.url}" + (f" ({info.url})" if info.title else ""))
-        if result is not None:
-            _print_feed(result)
-        return 0
-    if args.feed_command == "list":
-        rows = feeds.list()
-        if args.json:
-            print(json.dumps([asdict(f) for f in rows], ensure_ascii=False, indent=2))
-            return 0
-        import time
-
-        for f in rows:
-            checked = time.strftime("%Y-%m-%d %H:%M", time.localtime(f.checked_at)) if f.checked_at else "never"
-            state = f.status or "not checked yet"
-            if f.error:
-                state += f": {f.error}"
-            print(f"{f.url}\t{f.title or '(untitled)'}\t{f.articles} articles\tchecked {checked}\t{state}")
-        print(f"{len(rows)} feeds")
-        return 0
-    if args.feed_command == "rm":
-        for url in args.urls:
-            removed = feeds.remove(url, purge=args.purge)
-            print(f"stopped following {url}" + (f" ({len(removed)} articles removed)" if args.purge else ""))
-        return 0
-    if args.feed_command == "update":
-        settings = _fetch_settings(args)
-        if args.every:
-            return _update_every(feeds, args, settings)
-        report = feeds.update(args.urls or None, settings=settings,
-                              progress=None if args.json else _print_feed)
-        if args.json:
-            print(json.dumps(asdict(report), ensure_ascii=False, indent=2))
-        else:
-            print(report.summary())
-        return 1 if report.feeds and report.failed_feeds == len(report.feeds) else 0
-    raise AssertionError(args.feed_command)
-
-
-def _update_every(feeds, args: argparse.Namespace, settings) -> int:
-    import time
-
-    from .feeds import parse_interval
-
-    every = parse_interval(args.every)
-    print(f"Updating {len(feeds.list())} feeds every {args.every} (Ctrl+C to stop)", file=sys.stderr, flush=True)
-    while True:
-        report = feeds.update(args.urls or None, settings=settings, progress=_print_feed)
-        print(f"{time.strftime('%H:%M:%S')} {report.summary()}", flush=True)
-        time.sleep(every)
+    return sources.cmd_feed(args, _assistant(args, seed=False))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -435,14 +312,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from ui.app import serve
 
     assistant = _assistant(args, top_k=args.top_k, **llm_kwargs(args))
-    refresher = None
-    if every is not None:
-        from .feeds import FeedRefresher
-
-        def note(report) -> None:
-            print(f"feeds: {report.summary()}", file=sys.stderr, flush=True)
-
-        refresher = FeedRefresher(assistant.feeds, every, on_report=note).start()
+    refresher = sources.start_refresher(assistant, every) if every else None
     try:
         serve(assistant, host=args.host, port=args.port, auth=auth)
     finally:
