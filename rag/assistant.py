@@ -12,13 +12,12 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .answer import Answerer, ExtractiveAnswerer
 from .embed import Embedder, make_embedder, minilm_variant
 from .errors import ConfigError, InputError
 from .followup import Rewrite, check_history, rewrite
-from .feeds import Feeds
-from .fetch import FetchSettings
 from .indexer import Indexer, Progress
 from .llm import LlamaCppAnswerer, LLMSettings, resolve_model
 from .ingest import ParsedSource, normalise_date
@@ -26,7 +25,10 @@ from .models import Answer, ArticleInfo, IndexStats, IngestReport, Passage
 from .rerank import CrossEncoderReranker, make_reranker
 from .retrieve import RetrievalConfig, Retriever
 from .store import DB_NAME, Store, stored_embedder
-from .web import fetch_pages, is_url
+
+if TYPE_CHECKING:  # feeds and fetching load only when used: `rag ask` stays fast
+    from .feeds import Feeds
+    from .fetch import FetchSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAX_QUESTION_CHARS = 2000
@@ -141,6 +143,8 @@ class Assistant:
         if not paths:
             raise InputError("no paths given")
         self._pending_seed = None
+        from .web import fetch_pages, is_url
+
         urls = [p for p in paths if is_url(p)]
         files = [p for p in paths if not is_url(p)]
         pages = []
@@ -166,6 +170,8 @@ class Assistant:
     @property
     def feeds(self) -> Feeds:
         """The feeds this index follows (``rag.feeds.Feeds``), created on first use."""
+        from .feeds import Feeds
+
         with self._feeds_lock:
             if self._feeds is None:
                 self._feeds = Feeds(self)
