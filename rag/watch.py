@@ -11,8 +11,8 @@ by content hash, changed ones replaced) plus the removal of articles whose files
 Nothing is lost across a stop: on start the watcher catches up with the folder as it is now
 (indexes every file, which skips the unchanged ones, and removes articles of files that
 disappeared while it was not running), after the observer is already running, so events during
-the catch-up are handled too. Hidden files (editor swap files, ``.#locks``) and unsupported
-types are ignored.
+the catch-up are handled too. Hidden files (editor swap files, ``.#locks``), unsupported
+types and the index's own folder are ignored.
 """
 
 from __future__ import annotations
@@ -63,6 +63,8 @@ class FolderWatcher:
         self.folder = Path(folder).expanduser().resolve()
         if not self.folder.is_dir():
             raise InputError(f"{folder}: no such folder")
+        # the index's own folder (its README, the chat's uploads) is never read as articles
+        self._skip = Path(getattr(assistant, "index_dir", self.folder / ".none")).expanduser().resolve()
         self.debounce_s = debounce_s
         self.max_wait_s = max_wait_s
         self.on_batch = on_batch
@@ -146,7 +148,7 @@ class FolderWatcher:
             rel = p.relative_to(self.folder)
         except ValueError:
             return False
-        if any(part.startswith(".") for part in rel.parts):
+        if any(part.startswith(".") for part in rel.parts) or p == self._skip or self._skip in p.parents:
             return False
         # a folder (created, moved in or deleted) has no suffix; its files are looked at later
         return p.suffix.lower() in SUPPORTED_SUFFIXES or p.is_dir() or not p.suffix
@@ -219,7 +221,7 @@ class FolderWatcher:
         out = []
         for f in sorted(folder.rglob("*")):
             rel = f.relative_to(self.folder)
-            if any(part.startswith(".") for part in rel.parts):
+            if any(part.startswith(".") for part in rel.parts) or self._skip in f.parents:
                 continue
             if f.suffix.lower() in SUPPORTED_SUFFIXES and f.is_file():
                 out.append(f.resolve())

@@ -123,6 +123,22 @@ def test_articles_outside_the_folder_are_left_alone(tmp_path, assistant):
     assert titles(assistant) == {"Linthorpe Albion news"}
 
 
+def test_the_index_folder_inside_the_watched_one_is_ignored(tmp_path, fake_embedder):
+    folder = tmp_path / "news"
+    (folder / "index").mkdir(parents=True)
+    (folder / "index" / "README.md").write_text("# What lives here\n\nThe index files.\n")
+    (folder / "a.txt").write_text(article("Wexcombe Rovers news", "A new coach."))
+    a = Assistant(folder / "index", embedder=fake_embedder, seed=False, quiet=True)
+    try:
+        with FolderWatcher(a, folder, debounce_s=0.2):
+            (folder / "index" / "notes.md").write_text("# Notes\n\nNot an article.\n")
+            (folder / "b.txt").write_text(article("Ashby Vale news", "A new kit."))
+            wait_for(lambda: "Ashby Vale news" in titles(a), "a new file")
+        assert titles(a) == {"Wexcombe Rovers news", "Ashby Vale news"}
+    finally:
+        a.close()
+
+
 def test_a_missing_folder_is_an_error(tmp_path, assistant):
     with pytest.raises(InputError, match="no such folder"):
         FolderWatcher(assistant, tmp_path / "nope")
