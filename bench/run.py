@@ -411,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--embedder", help="embedder to benchmark (default: the default for a new index)")
     p.add_argument("--scale", help="passage counts for dense search, e.g. 10000,100000,1000000")
     p.add_argument("--ask-at", type=int, help="passages in the large index asked end to end")
-    p.add_argument("--only", help="comma-separated sections: ingest,ask,cold,scale,ask-at-scale,llm")
+    p.add_argument("--only", help="comma-separated sections: ingest,ask,cold,scale,ask-at-scale,llm,"
+                                  "feeds,watch,extract")
     p.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = p.parse_args(argv)
     if not CORPUS.is_dir():
@@ -423,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.scale.split(",")] if args.scale else ([10_000] if args.quick else
                                                                          [10_000, 100_000, 1_000_000])
     ask_at = args.ask_at or (10_000 if args.quick else 1_000_000)
-    only = set(args.only.split(",")) if args.only else {"ingest", "ask", "cold", "scale", "ask-at-scale", "llm"}
+    only = set(args.only.split(",")) if args.only else {"ingest", "ask", "cold", "scale", "ask-at-scale", "llm",
+                                                        "feeds", "watch", "extract"}
     repeats = 1 if args.quick else 3
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     res = Results(machine(), {"quick": args.quick, "embedder": args.embedder or "default", "scale": sizes,
@@ -447,6 +449,15 @@ def main(argv: list[str] | None = None) -> int:
             bench_ask_at_scale(res, work, args.embedder, ask_at, repeats)
         if "llm" in only and args.model:
             bench_llm(res, seeds, args.model.resolve(), args.embedder)
+        if only & {"feeds", "watch", "extract"}:
+            import sources
+
+            if "feeds" in only:
+                sources.bench_feeds(res, work, args.embedder)
+            if "watch" in only:
+                sources.bench_watch(res, work, args.embedder)
+            if "extract" in only:
+                sources.bench_extract(res)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     res.machine["load_after"] = os.getloadavg()

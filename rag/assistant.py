@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .answer import Answerer, ExtractiveAnswerer
 from .embed import Embedder, make_embedder, minilm_variant
@@ -19,11 +20,15 @@ from .errors import ConfigError, InputError
 from .followup import Rewrite, check_history, rewrite
 from .indexer import Indexer, Progress
 from .llm import LlamaCppAnswerer, LLMSettings, resolve_model
-from .ingest import normalise_date
+from .ingest import ParsedSource, normalise_date
 from .models import Answer, ArticleInfo, IndexStats, IngestReport, Passage
 from .rerank import CrossEncoderReranker, make_reranker
 from .retrieve import RetrievalConfig, Retriever
 from .store import DB_NAME, Store, stored_embedder
+
+if TYPE_CHECKING:  # feeds and fetching load only when used: `rag ask` stays fast
+    from .feeds import Feeds
+    from .fetch import FetchSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAX_QUESTION_CHARS = 2000
@@ -105,6 +110,8 @@ class Assistant:
         self.top_k = top_k
         self.quiet = quiet
         self._write_lock = threading.Lock()
+        self._feeds: Feeds | None = None
+        self._feeds_lock = threading.Lock()
         seeds = default_seeds_dir() if seed is None or seed is True else (Path(seed) if seed else None)
         self._pending_seed = seeds if (fresh and seeds is not None and seeds.is_dir()) else None
 
@@ -125,16 +132,50 @@ class Assistant:
 
     # ---------------------------------------------------------------- articles
 
-    def add(self, paths: Iterable[str | Path] | str | Path, *, progress: Progress | bool | None = None) -> IngestReport:
-        """Indexes files and folders; see ``IngestReport`` for what happened to each."""
+    def add(self, paths: Iterable[str | Path] | str | Path, *, progress: Progress | bool | None = None,
+            fetch: FetchSettings | None = None) -> IngestReport:
+        """Indexes files, folders and web pages (http(s) URLs); see ``IngestReport`` for what
+        happened to each. Pages are fetched politely (``fetch``: timeouts, size cap, robots.txt)
+        before the index is locked, so a slow site never holds up other writers."""
         if isinstance(paths, (str, Path)):
             paths = [paths]
         paths = list(paths)
         if not paths:
             raise InputError("no paths given")
         self._pending_seed = None
+        from .web import fetch_pages, is_url
+
+        urls = [p for p in paths if is_url(p)]
+        files = [p for p in paths if not is_url(p)]
+        pages = []
+        if urls:
+            with self.feeds.fetcher(fetch) as fetcher:
+                pages = fetch_pages(fetcher, [str(u) for u in urls])
         with self._write_lock:
-            return Indexer(self.store, self.embedder).add(paths, progress=progress)
+            indexer = Indexer(self.store, self.embedder)
+            report = indexer.add(files, progress=progress) if files else IngestReport()
+            if pages:
+                web = indexer.add_sources(pages)
+                report.items.extend(web.items)
+                report.seconds += web.seconds
+            return report
+
+    def add_sources(self, sources: Iterable[ParsedSource | InputError], *,
+                    progress: Progress | None = None) -> IngestReport:
+        """Indexes articles already read (web pages, feed entries); failures are reported."""
+        self._pending_seed = None
+        with self._write_lock:
+            return Indexer(self.store, self.embedder).add_sources(sources, progress=progress)
+
+    @property
+    def feeds(self) -> Feeds:
+        """The feeds this index follows (``rag.feeds.Feeds``), created on first use."""
+        from .feeds import Feeds
+
+        with self._feeds_lock:
+            if self._feeds is None:
+                self._feeds = Feeds(self)
+            return self._feeds
 
     def remove(self, article_id: str) -> None:
         with self._write_lock:
@@ -231,6 +272,8 @@ class Assistant:
         close = getattr(self.answerer, "close", None)
         if callable(close):
             close()
+        if self._feeds is not None:
+            self._feeds.store.close()
         self.store.close()
 
 

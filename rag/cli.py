@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import cli_sources as sources
+
 EXIT_USER_ERROR = 2
 
 
@@ -74,15 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--port", type=int, default=7860, metavar="PORT", help="port (default 7860)")
     chat.add_argument("--auth", metavar="USER:PASSWORD", help="require this login to use the page")
     chat.add_argument("--top-k", type=int, default=5, metavar="N", help="default passages per answer (default 5)")
+    chat.add_argument("--feeds-every", metavar="INTERVAL",
+                      help="update the index's feeds in the background at this interval, e.g. 15m")
     add_llm_options(chat)
 
     index = sub.add_parser("index", help="manage the articles in the index")
     isub = index.add_subparsers(dest="index_command", metavar="ACTION")
     isub.required = True
-    add = isub.add_parser("add", help="index files or folders (.txt .md .html .json .jsonl .csv)")
-    add.add_argument("paths", nargs="+", metavar="PATH")
+    add = isub.add_parser("add", help="index files, folders (.txt .md .html .json .jsonl .csv) or web pages (URLs)")
+    add.add_argument("paths", nargs="+", metavar="PATH_OR_URL")
     _add_index_opts(add)
     add.add_argument("--json", action="store_true", help="print the report as JSON")
+    sources.add_fetch_opts(add)
     lst = isub.add_parser("list", help="list indexed articles")
     _add_index_opts(lst)
     lst.add_argument("--json", action="store_true")
@@ -92,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     st = isub.add_parser("stats", help="index statistics")
     _add_index_opts(st)
     st.add_argument("--json", action="store_true")
+    sources.add_watch_parser(isub, _add_index_opts)
+    sources.add_feed_parser(sub, _add_index_opts)
 
     model = sub.add_parser("model", help="download and list GGUF models for LLM answers")
     msub = model.add_subparsers(dest="model_command", metavar="ACTION")
@@ -206,9 +213,12 @@ def cmd_model(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    assistant = _assistant(args, seed=False if args.index_command == "add" else None)
+    assistant = _assistant(args, seed=False if args.index_command in ("add", "watch") else None)
+    if args.index_command == "watch":
+        return sources.watch(assistant, args)
     if args.index_command == "add":
-        report = assistant.add(args.paths, progress=not args.json and sys.stderr.isatty())
+        report = assistant.add(args.paths, progress=not args.json and sys.stderr.isatty(),
+                               fetch=sources.fetch_settings(args))
         if args.json:
             from dataclasses import asdict
 
@@ -251,6 +261,10 @@ def cmd_index(args: argparse.Namespace) -> int:
                   f"generation {st.generation}\nsize:      {st.size_bytes / 1e6:.2f} MB")
         return 0
     raise AssertionError(args.index_command)
+
+
+def cmd_feed(args: argparse.Namespace) -> int:
+    return sources.cmd_feed(args, _assistant(args, seed=False))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -298,6 +312,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    from .feeds import parse_interval
+
+    every = parse_interval(args.feeds_every) if args.feeds_every else None
     from ui.config import check_port, parse_auth
 
     auth = parse_auth(args.auth)  # bad options fail before anything heavy loads
@@ -305,11 +322,17 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from ui.app import serve
 
     assistant = _assistant(args, top_k=args.top_k, **llm_kwargs(args))
-    serve(assistant, host=args.host, port=args.port, auth=auth)
+    refresher = sources.start_refresher(assistant, every) if every else None
+    try:
+        serve(assistant, host=args.host, port=args.port, auth=auth)
+    finally:
+        if refresher is not None:
+            refresher.stop()
     return 0
 
 
-COMMANDS = {"ask": cmd_ask, "index": cmd_index, "eval": cmd_eval, "model": cmd_model, "chat": cmd_chat}
+COMMANDS = {"ask": cmd_ask, "index": cmd_index, "eval": cmd_eval, "model": cmd_model, "chat": cmd_chat,
+            "feed": cmd_feed}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -81,6 +81,38 @@ class Indexer:
         report.seconds = time.perf_counter() - t0
         return report
 
+    def add_sources(self, sources: Iterable[ParsedSource | InputError], *,
+                    progress: Progress | None = None) -> IngestReport:
+        """Indexes articles read elsewhere (web pages, feed entries) with the same rules and
+        batches as ``add``: unchanged sources are skipped, changed ones replaced."""
+        t0 = time.perf_counter()
+        report = IngestReport()
+        sources = list(sources)
+        pending: list[tuple[ParsedSource, str | None, IngestItem]] = []
+        pending_chunks = 0
+        batch_hashes: set[str] = set()
+        for done, ps in enumerate(sources, start=1):
+            if isinstance(ps, InputError):
+                src = str(ps).split(": ", 1)[0]
+                report.items.append(IngestItem(source=src, status="failed", reason=str(ps)))
+            else:
+                item, replace = self._plan(ps, batch_hashes)
+                report.items.append(item)
+                if item.status in ("added", "updated"):
+                    batch_hashes.add(ps.content_hash)
+                    pending.append((ps, replace, item))
+                    pending_chunks += max(1, len(ps.article.text) // 700)
+                if pending_chunks >= self.batch_chunks:
+                    self._flush(pending)
+                    pending, pending_chunks, batch_hashes = [], 0, set()
+            if progress is not None:
+                progress(done, len(sources), report.items[-1].source)
+        if pending:
+            self._flush(pending)
+        self.store.checkpoint()
+        report.seconds = time.perf_counter() - t0
+        return report
+
     def _plan(self, ps: ParsedSource, batch_hashes: set[str]) -> tuple[IngestItem, str | None]:
         """Decides added / updated / skipped for one parsed source, before any work is done."""
         a = ps.article

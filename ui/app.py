@@ -28,6 +28,7 @@ from rag.models import Answer  # noqa: E402
 from . import render  # noqa: E402
 from .backend import ChatBackend, Turn, human_size  # noqa: E402
 from .config import DEFAULT_HOST, DEFAULT_PORT, check_port, exposure_warning, parse_auth  # noqa: E402
+from .feeds import build_feeds_section  # noqa: E402
 
 CHAT_CONCURRENCY = 4  # retrieval + extractive answers are quick; the LLM is serialised by a lock
 SEED_EXAMPLES = (
@@ -202,6 +203,7 @@ def build_app(assistant: Any, *, examples: tuple[str, ...] | list[str] = SEED_EX
                     pick = gr.Dropdown(label="Article to remove", choices=[], scale=4, elem_id="remove-pick")
                     remove = gr.Button("Remove", variant="stop", scale=1, elem_id="remove")
                 removed = gr.Markdown(elem_id="remove-status")
+                build_feeds_section(demo, backend, [table, pick], lambda: _articles_table(backend))
 
         # ------------------------------------------------------------ callbacks
 

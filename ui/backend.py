@@ -263,3 +263,46 @@ class ChatBackend:
 
     def _indexed(self, path: Path) -> bool:
         return self.assistant.store.lookup_source(str(path)) is not None
+
+    # ------------------------------------------------------------------ feeds
+
+    @property
+    def has_feeds(self) -> bool:
+        """Whether the assistant's index can follow feeds (``rag.feeds.Feeds``)."""
+        if getattr(type(self.assistant), "feeds", None) is None:
+            return False
+        try:
+            self.assistant.feeds
+        except RagError:  # a store without feed storage
+            return False
+        return True
+
+    def _feeds(self) -> Any:
+        if not self.has_feeds:
+            raise ConfigError("this index cannot follow feeds")
+        return self.assistant.feeds
+
+    def feeds(self) -> list[Any]:
+        """The followed feeds (``rag.feedstore.FeedInfo``), oldest first."""
+        return self._feeds().list() if self.has_feeds else []
+
+    def follow_feed(self, url: str) -> tuple[Any, Any]:
+        """Follows a feed (or the feed a page advertises) and indexes its entries now.
+
+        Returns (``FeedInfo``, ``FeedResult``). Fetching happens outside the ingest lock; the
+        articles are written under the assistant's own write lock, like any other add.
+        """
+        url = (url or "").strip()
+        if not url:
+            raise InputError("enter the address of an RSS or Atom feed")
+        return self._feeds().add(url)
+
+    def unfollow_feed(self, url: str | None, *, purge: bool = False) -> list[str]:
+        """Stops following a feed; with ``purge`` its articles are removed too (their ids)."""
+        if not url:
+            raise InputError("no feed selected")
+        return self._feeds().remove(url, purge=purge)
+
+    def refresh_feeds(self) -> Any:
+        """Updates every feed now (waits for a background refresh in progress to finish)."""
+        return self._feeds().update()

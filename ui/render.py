@@ -60,7 +60,10 @@ def sanitize_filename(name: str, *, allowed: tuple[str, ...] = UPLOAD_SUFFIXES) 
 
 
 def display_source(source: str, roots: list[Path] | tuple[Path, ...] = ()) -> str:
-    """A source path shortened for display: relative to the first root that contains it."""
+    """A source path shortened for display: relative to the first root that contains it.
+    A web page's source is its URL, shown whole."""
+    if "://" in str(source):
+        return str(source)
     src, _, record = str(source).partition("#")
     for root in roots:
         try:
