@@ -165,7 +165,8 @@ def score_question(record: QARecord, answer: Answer, passages: Sequence[Passage]
         if answer_rank is None and record.answers and contains_answer(p.chunk.text, record.answers):
             answer_rank = i
     good = 0
-    for c in answer.citations:
+    cited = [] if answer.abstained else answer.citations  # "closest evidence" is not an answer's citation
+    for c in cited:
         if doc_name(c.source).lower() in gold or (record.answers and contains_answer(c.quote, record.answers)):
             good += 1
     lead_text = answer.short_answer or (answer.text.strip().splitlines() or [""])[0]
@@ -179,8 +180,8 @@ def score_question(record: QARecord, answer: Answer, passages: Sequence[Passage]
     return QuestionResult(
         id=record.id, question=record.question, kind=record.kind, style=record.style, split=record.split,
         answerable=record.answerable, gold_rank=gold_rank, answer_rank=answer_rank, hit=hit, lead=lead,
-        abstained=answer.abstained, citations=len(answer.citations), good_citations=good,
-        latency_ms=latency_ms, answer=answer.text, cited=[doc_name(c.source) for c in answer.citations],
+        abstained=answer.abstained, citations=len(cited), good_citations=good,
+        latency_ms=latency_ms, answer=answer.text, cited=[doc_name(c.source) for c in cited],
     )
 
 

@@ -103,6 +103,7 @@ class Answer:
     unsupported: list[str] = field(default_factory=list)  # answer sentences lacking support
     timings: Timings = field(default_factory=Timings)
     retrieval_query: str | None = None  # the standalone question used for retrieval
+    confidence: float | None = None  # extractive: P(the answer is right); below the threshold it abstains
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (used by ``rag ask --json``); passages carry no article text."""

@@ -40,6 +40,8 @@ _KIND_PATTERNS: list[tuple[str, str]] = [
     ("where", r"^\s*(where|in which (city|country|stadium|position|place))\b|\bwhat position\b|\bwhere did\b"),
     ("which", _LEAD + r"(which|what) (club|team|side|country|nation|player|manager|coach|competition|trophy|cup|league|stadium|ground|city)\b|^\s*which\b"),
     ("what", r"^\s*(what|name)\b"),
+    ("why", r"^\s*why\b|\bfor what reason\b"),
+    ("yes_no", r"^\s*(did|does|do|is|was|were|are|has|have|had|can|could|will|would|should)\b"),
 ]
 
 
