@@ -96,20 +96,33 @@ class ExtractiveAnswerer:
         cands.sort(key=lambda c: -c.score)
         best_spans: dict[int, tuple[Span, float]] = {}
         texts = [c.sentence.text.lower() for c in cands]
-        for c in cands[: self.span_pool]:
-            if not c.spans:
-                continue
-            src = c.context if c.spans[0].context and c.context is not None else c.sentence
-            hits = term_hits(fr, src.text, src.start)
-            art = c.passage.article.text
-            scored = []
-            for sp in c.spans:
-                low = sp.text.lower()
-                repeated = sum(low in t for t in texts) / len(texts)
-                scored.append((self.ranker.span.probability(span_features(sp, fr, art, hits, repeated) + [c.score]), sp))
-            p, sp = max(scored, key=lambda t: t[0])
-            best_spans[id(c)] = (sp, p)
+        for c in cands[: self.span_pool] + [c.partner for c in cands[:1] if c.partner is not None]:
+            if c.spans and id(c) not in best_spans:
+                best_spans[id(c)] = self._best_span(fr, c, texts)
+        lead = cands[0] if cands else None
+        if lead is not None and lead.partner is not None and id(lead) not in best_spans \
+                and id(lead.partner) in best_spans and lead.features[SECOND_HOP] >= self.hop_gain:
+            # two hops: the lead matches the description, its partner gives the answer; lead with it
+            partner = lead.partner
+            partner.partner, lead.partner = lead, None
+            partner.features = list(partner.features)
+            partner.features[SECOND_HOP] = lead.features[SECOND_HOP]
+            partner.score = max(partner.score, lead.score)
+            cands.remove(partner)
+            cands.insert(0, partner)
         return Ranked(fr, cands, best_spans)
+
+    def _best_span(self, fr: Frame, c: Candidate, texts: list[str]) -> tuple[Span, float]:
+        """The candidate's most probable span, and its probability."""
+        src = c.context if c.spans[0].context and c.context is not None else c.sentence
+        hits = term_hits(fr, src.text, src.start)
+        scored = []
+        for sp in c.spans:
+            repeated = sum(sp.text.lower() in t for t in texts) / len(texts)
+            feats = span_features(sp, fr, c.passage.article.text, hits, repeated) + [c.score]
+            scored.append((self.ranker.span.probability(feats), sp))
+        p, sp = max(scored, key=lambda t: t[0])
+        return sp, p
 
     def answer_features(self, ranked: Ranked) -> list[float]:
         """What the answer model weighs (``ANSWER_FEATURES``) for the lead candidate: how sure the
@@ -166,6 +179,10 @@ class ExtractiveAnswerer:
             if same or (dated and other[0].type == span[0].type and c.score >= 0.9 * lead.score):
                 chosen.append(c)  # a second source agrees, or a dated one nearly as likely disagrees
         if len(chosen) > 1 and span is not None and id(chosen[1]) in ranked.spans:
+            second = ranked.spans[id(chosen[1])][0].text
+            if span[0].text.lower() in second.lower() and len(second) > len(span[0].text):
+                return [chosen[1], chosen[0]] + chosen[2:]  # sources agree: the more precise one leads
+        if len(chosen) > 1 and span is not None and id(chosen[1]) in ranked.spans:
             second = ranked.spans[id(chosen[1])][0].text.lower()
             d0, d1 = chosen[0].passage.article.date, chosen[1].passage.article.date
             if d0 and d1 and d1 > d0 and second not in span[0].text.lower():
@@ -191,7 +208,8 @@ class ExtractiveAnswerer:
         parts: list[str] = []
         if short:
             same = [cit.n for cit, c in zip(citations, chosen)
-                    if c is lead or (id(c) in ranked.spans and short.lower() in ranked.spans[id(c)][0].text.lower())]
+                    if c is lead or (id(c) in ranked.spans and (short.lower() in ranked.spans[id(c)][0].text.lower()
+                                                                or ranked.spans[id(c)][0].text.lower() in short.lower()))]
             parts.append(f"{short} {''.join(f'[{n}]' for n in same)}.")
         for cit in citations:
             dated = f" ({cit.date})" if len(chosen) > 1 and cit.date else ""

@@ -164,6 +164,9 @@ def print_answer(answer, out=None, *, verbose: bool = False, text: bool = True) 
         for i, p in enumerate(answer.passages, start=1):
             print(f"  {i}. {p.article.id} #{p.chunk.ordinal} score={p.score:.4f} dense={p.dense_rank} "
                   f"bm25={p.lexical_rank}: {p.chunk.text[:90]!r}", file=out)
+        if getattr(answer, "confidence", None) is not None:
+            print(f"\nConfidence: {answer.confidence:.2f}" + (" (below the answer threshold: closest evidence only)"
+                                                           if answer.abstained and answer.citations else ""), file=out)
         t = answer.timings
         print(f"\nTimings: retrieve {t.retrieve_ms:.1f} ms, answer {t.answer_ms:.1f} ms, total {t.total_ms:.1f} ms",
               file=out)

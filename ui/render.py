@@ -172,6 +172,9 @@ def md_text(text: str) -> str:
 def chat_markdown(answer: Answer, turn: int) -> str:
     """The final chat message for an Answer: linked text, plus a note on unsupported claims."""
     md = answer_markdown(answer.text, turn, {c.n for c in answer.citations})
+    conf = getattr(answer, "confidence", None)
+    if answer.abstained and answer.citations and conf is not None:
+        md += f"\n\n*Not sure (confidence {conf:.0%}): this is the closest evidence, not an answer.*"
     if answer.unsupported:
         items = "\n".join(f"- {md_text(s)}" for s in answer.unsupported)
         md += f"\n\n**Not supported by the cited sources:**\n{items}"
@@ -241,6 +244,9 @@ def sources_html(answer: Answer, lookup: ArticleLookup, turn: int,
     rq = getattr(answer, "retrieval_query", None)
     if rq and rq.strip() != answer.question.strip():
         parts.append(f'<div class="turn-rq">searched as <q>{esc(rq)}</q> (the question with the conversation filled in)</div>')
+    if answer.citations and answer.abstained:
+        parts.append('<div class="src-flag uncertain"><span class="badge">closest evidence</span> '
+                     "the articles do not say it directly; this is the nearest they come</div>")
     if answer.citations:
         for c in answer.citations:
             parts.append(source_card(c, _safe_lookup(lookup, c.article_id), turn, roots))
