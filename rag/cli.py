@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--top-k", type=int, default=5, metavar="N", help="default passages per answer (default 5)")
     add_llm_options(chat)
 
+    from .server.cli import add_serve_parser
+
+    add_serve_parser(sub)
+
     index = sub.add_parser("index", help="manage the articles in the index")
     isub = index.add_subparsers(dest="index_command", metavar="ACTION")
     isub.required = True
@@ -288,18 +292,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from ui.config import check_port, parse_auth
+    from .server.cli import run_chat  # the chat on the API's server, without the API
 
-    auth = parse_auth(args.auth)  # bad options fail before anything heavy loads
-    check_port(args.port)
-    from ui.app import serve
-
-    assistant = _assistant(args, top_k=args.top_k, **llm_kwargs(args))
-    serve(assistant, host=args.host, port=args.port, auth=auth)
-    return 0
+    return run_chat(args)
 
 
-COMMANDS = {"ask": cmd_ask, "index": cmd_index, "eval": cmd_eval, "model": cmd_model, "chat": cmd_chat}
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server.cli import run_serve
+
+    return run_serve(args)
+
+
+COMMANDS = {"ask": cmd_ask, "index": cmd_index, "eval": cmd_eval, "model": cmd_model, "chat": cmd_chat,
+            "serve": cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:
