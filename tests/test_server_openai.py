@@ -244,3 +244,43 @@ def test_one_port_serves_the_chat_behind_a_login_with_a_limit_shared_with_the_ap
     with pytest.raises(openai.RateLimitError) as e:  # and the API door shares the limit
         api.models.list()
     assert e.value.response.headers["retry-after"].isdigit()
+
+
+@pytest.mark.llm
+def test_a_client_that_goes_away_stops_the_generation(seeds_index_dir, real_embedder, tmp_path):
+    """The random-weights model writes 1,300 tokens for this question under the citation grammar;
+    a streaming client that leaves after three pieces must stop it within a few tokens."""
+    import httpx
+
+    from rag.llm import LLMSettings
+    from rag.server.run import start
+
+    model = build_tiny_gguf(tmp_path / "random.gguf", random_weights=True, seed=0, context_length=8192)
+    assistant = Assistant(_copy(seeds_index_dir, tmp_path / "index"), embedder=real_embedder, seed=False,
+                          quiet=True, model=model, llm=LLMSettings(n_threads=1, n_ctx=8192, max_tokens=3000))
+    generated = []
+    generate = assistant.answerer._generate
+
+    def counting(*args, **kwargs):
+        for item in generate(*args, **kwargs):
+            generated.append(item)
+            yield item
+
+    assistant.answerer._generate = counting
+    running = start(assistant, chat=False)
+    try:
+        body = {"model": "football-rag", "stream": True, "messages": [{"role": "user", "content": Q}]}
+        with httpx.stream("POST", f"{running.url}/v1/chat/completions", json=body, timeout=60) as r:
+            pieces = 0
+            for line in r.iter_lines():
+                pieces += '"content":"' in line and '"content":""' not in line
+                if pieces == 3:
+                    break  # leaving the block closes the connection
+        # the next answer waits for the model lock, so it starts only once the first generation ended
+        after = httpx.post(f"{running.url}/v1/chat/completions", timeout=120, json={
+            "model": "football-rag", "max_tokens": 1, "messages": [{"role": "user", "content": Q}]}).json()
+        assert after["usage"]["completion_tokens"] == 1
+        assert 3 <= len(generated) - 1 < 100
+    finally:
+        running.stop()
+        assistant.close()

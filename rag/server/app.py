@@ -95,7 +95,7 @@ def install_error_handlers(app: FastAPI) -> None:
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
-def _unknown_v1(request: Request) -> None:
+async def _unknown_v1(request: Request) -> None:
     """Anything else under /v1: 405 for a known path with another method, else 404."""
     routes = [r for r in request.app.router.routes if getattr(r, "path", None) != "/v1/{path:path}"]
     allowed = [m for m in _METHODS

@@ -183,7 +183,7 @@ def _card(state: ServerState, model_id: str) -> ModelCard:
 
 
 @router.get("/models", response_model=ModelList, summary="The answerers this server offers")
-def list_models(request: Request) -> ModelList:
+async def list_models(request: Request) -> ModelList:
     """``football-rag`` answers with the server's answerer (its LLM when it has one),
     ``football-rag-extractive`` always quotes the sources."""
     state = _state(request)
@@ -192,7 +192,7 @@ def list_models(request: Request) -> ModelList:
 
 @router.get("/models/{model_id}", response_model=ModelCard, summary="One model",
             responses={404: {"model": ErrorResponse, "description": "no such model"}})
-def get_model(model_id: str, request: Request) -> ModelCard:
+async def get_model(model_id: str, request: Request) -> ModelCard:
     if model_id not in MODEL_IDS:
         raise ApiError(404, f"the model '{model_id}' does not exist; this server has {', '.join(MODEL_IDS)}",
                        param="model", code="model_not_found")
@@ -208,26 +208,34 @@ def get_model(model_id: str, request: Request) -> ModelCard:
         404: {"model": ErrorResponse, "description": "no such model"},
     },
 )
-def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
+async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
     """OpenAI's chat completions. Earlier user and assistant turns feed the rewriting of a
     follow-up question ("And Ancelotti's?"); the reply cites its sources with [n] markers and
     lists them in ``message.citations``."""
     state = _state(request)
     question, history = conversation(body.messages)
     requested = body.max_completion_tokens or body.max_tokens
-    stream = state.answer_stream(question, model=body.model, history=history, max_tokens=requested,
-                                 temperature=body.temperature)
     ceiling = state.max_tokens()
     reply = Reply(id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model=body.model,
                   max_tokens=min(requested, ceiling) if requested and ceiling else ceiling,
                   include_usage=bool(body.stream_options and body.stream_options.include_usage))
+
+    def answer() -> Any:  # on a worker thread: retrieval and answering block
+        stream = state.answer_stream(question, model=body.model, history=history, max_tokens=requested,
+                                     temperature=body.temperature)
+        if not body.stream:
+            return completion(reply, final_answer(stream))
+        try:
+            return stream, next(stream, _END)  # a bad question fails here, as a plain HTTP error
+        except BaseException:
+            stream.close()
+            raise
+
+    # One worker-thread hop per request: this coroutine runs on the event loop, and FastAPI would
+    # run a plain function's body and then its response validation on two separate hops.
+    result = await anyio.to_thread.run_sync(answer)
     if not body.stream:
-        return completion(reply, final_answer(stream))
-    try:
-        first = next(stream, _END)  # a bad question fails here, as a plain HTTP error
-    except BaseException:
-        stream.close()
-        raise
+        return result
+    stream, first = result
     return StreamingResponse(events(reply, first, stream), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-

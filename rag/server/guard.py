@@ -90,8 +90,13 @@ _bearer = HTTPBearer(auto_error=False, scheme_name="APIKey",
                      description="the server's API key (rag serve --api-key, or RAG_API_KEY)")
 
 
-def require_key(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
-    """FastAPI dependency of every /v1 route: the configured key, or 401 (and a failure counted)."""
+async def require_key(request: Request,
+                      credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+    """FastAPI dependency of every /v1 route: the configured key, or 401 (and a failure counted).
+
+    A coroutine, though it never waits: FastAPI runs plain functions on a worker thread, and the
+    check is cheaper than the hop.
+    """
     key: str | None = request.app.state.rag.api_key
     if key is None:
         return

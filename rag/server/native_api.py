@@ -17,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Depends, File, Request, UploadFile
 
 from ..errors import InputError
@@ -47,18 +48,22 @@ def _state(request: Request) -> ServerState:
 
 
 @router.post("/ask", response_model=AnswerOut, summary="Answer one question, with everything behind the answer")
-def ask(body: AskRequest, request: Request) -> dict[str, Any]:
+async def ask(body: AskRequest, request: Request) -> dict[str, Any]:
     state = _state(request)
     if body.mode == "llm" and not state.has_llm:
         raise ApiError(400, "mode 'llm' needs a model: start the server with --model GGUF", param="mode")
     model = EXTRACTIVE_MODEL if body.mode == "extractive" else DEFAULT_MODEL
-    stream = state.answer_stream(body.question, model=model, top_k=body.top_k, since=body.since, until=body.until)
-    return final_answer(stream).to_dict()
+
+    def answer() -> dict[str, Any]:
+        return final_answer(state.answer_stream(body.question, model=model, top_k=body.top_k, since=body.since,
+                                                until=body.until)).to_dict()
+
+    return await anyio.to_thread.run_sync(answer)  # one hop (see chat_api.chat_completions)
 
 
 @router.get("/articles", response_model=ArticleList, summary="The indexed articles")
-def list_articles(request: Request) -> dict[str, Any]:
-    rows = _state(request).backend.articles()
+async def list_articles(request: Request) -> dict[str, Any]:
+    rows = await anyio.to_thread.run_sync(_state(request).backend.articles)
     return {"articles": [asdict(a) for a in rows], "count": len(rows)}
 
 
@@ -110,10 +115,10 @@ def delete_article(article_id: str, request: Request) -> dict[str, Any]:
 
 
 @router.get("/stats", response_model=IndexStats, summary="Index statistics, as `rag index stats` prints them")
-def stats(request: Request) -> dict[str, Any]:
-    return asdict(_state(request).assistant.stats())
+async def stats(request: Request) -> dict[str, Any]:
+    return asdict(await anyio.to_thread.run_sync(_state(request).assistant.stats))
 
 
 @health_router.get("/healthz", response_model=Health, summary="Liveness: no key needed")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     return {"status": "ok"}
