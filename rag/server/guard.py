@@ -11,7 +11,10 @@
   client's record expires with its window, so the table cannot grow without bound. Behind a
   reverse proxy every client has the proxy's address: put the limit there instead.
 * **Request sizes.** A ``Content-Length`` over the limit is refused before the body is read; a
-  body sent without one is counted as it arrives and refused when it passes the limit.
+  body sent without one is counted as it arrives and refused when it passes the limit. (FastAPI's
+  own ``max_body_size`` would count as well, but it answers a declared oversize body with a
+  plain-text 413 that no exception handler sees; here it is an error in OpenAI's shape like any
+  other.)
 """
 
 from __future__ import annotations
