@@ -113,6 +113,8 @@ def test_a_completion_is_the_cited_answer_with_its_citations(client, fake_assist
     for c in choice["message"]["citations"]:
         assert fake_assistant.store.article(c["article_id"]).text[c["start"]:c["end"]] == c["quote"]
     assert body["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    timing = dict(part.split(";dur=") for part in r.headers["server-timing"].split(", "))
+    assert set(timing) == {"retrieve", "answer", "total"} and float(timing["total"]) > 0
 
 
 def test_a_streamed_completion_is_server_sent_events_as_openai_sends_them(client, fake_assistant):
@@ -283,6 +285,7 @@ def test_request_bodies_over_the_limit_are_refused(client):
 def test_ask_returns_the_whole_answer(client, fake_assistant):
     r = client.post("/v1/ask", json={"question": Q, "top_k": 3, "since": "2023-01-01"}, headers=AUTH)
     body = r.json()
+    assert r.headers["server-timing"].endswith(f"total;dur={body['timings']['total_ms']:.2f}")
     expected = fake_assistant.ask(Q, top_k=3, since="2023-01-01").to_dict()
     for d in (body, expected):
         d.pop("timings")

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, Depends, File, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Request, Response, UploadFile
 
 from ..errors import InputError
 from ..models import IndexStats, IngestReport
+from .chat_api import server_timing
 from .guard import ApiError, require_key
 from .schemas import (
     DEFAULT_MODEL,
@@ -48,15 +49,17 @@ def _state(request: Request) -> ServerState:
 
 
 @router.post("/ask", response_model=AnswerOut, summary="Answer one question, with everything behind the answer")
-async def ask(body: AskRequest, request: Request) -> dict[str, Any]:
+async def ask(body: AskRequest, request: Request, response: Response) -> dict[str, Any]:
     state = _state(request)
     if body.mode == "llm" and not state.has_llm:
         raise ApiError(400, "mode 'llm' needs a model: start the server with --model GGUF", param="mode")
     model = EXTRACTIVE_MODEL if body.mode == "extractive" else DEFAULT_MODEL
 
     def answer() -> dict[str, Any]:
-        return final_answer(state.answer_stream(body.question, model=model, top_k=body.top_k, since=body.since,
-                                                until=body.until)).to_dict()
+        done = final_answer(state.answer_stream(body.question, model=model, top_k=body.top_k, since=body.since,
+                                                until=body.until))
+        response.headers["Server-Timing"] = server_timing(done)
+        return done.to_dict()
 
     return await anyio.to_thread.run_sync(answer)  # one hop (see chat_api.chat_completions)
 
