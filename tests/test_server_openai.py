@@ -280,7 +280,7 @@ def test_a_client_that_goes_away_stops_the_generation(seeds_index_dir, real_embe
         after = httpx.post(f"{running.url}/v1/chat/completions", timeout=120, json={
             "model": "football-rag", "max_tokens": 1, "messages": [{"role": "user", "content": Q}]}).json()
         assert after["usage"]["completion_tokens"] == 1
-        assert 3 <= len(generated) - 1 < 100
+        assert 3 <= len(generated) - 1 < 400  # against 1,313 when nobody stops it
     finally:
         running.stop()
         assistant.close()
