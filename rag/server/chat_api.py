@@ -231,9 +231,9 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, respon
         stream = state.answer_stream(question, model=body.model, history=history, max_tokens=requested,
                                      temperature=body.temperature)
         if not body.stream:
-            answer = final_answer(stream)
-            response.headers["Server-Timing"] = server_timing(answer)
-            return completion(reply, answer)
+            done = final_answer(stream)
+            response.headers["Server-Timing"] = server_timing(done)
+            return completion(reply, done)
         try:
             return stream, next(stream, _END)  # a bad question fails here, as a plain HTTP error
         except BaseException:
