@@ -8,6 +8,7 @@ machine: cores, CPU model, memory, load average before and after, library versio
     python bench/run.py --quick         # the same sections at 10k passages only (~1-2 min)
     python bench/run.py --model x.gguf  # also time to first token and tokens/s of a GGUF model
     python bench/run.py --embedder all-MiniLM-L6-v2   # the PyTorch fp32 embedder instead
+    python bench/run.py --only serve    # the HTTP API alone: overhead, first token, 8 clients
 
 Ingestion and the large-index questions run in child processes (bench/child.py) so that their
 peak RSS and start-up are their own. Timings are wall clock and medians unless said otherwise;
@@ -412,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", help="passage counts for dense search, e.g. 10000,100000,1000000")
     p.add_argument("--ask-at", type=int, help="passages in the large index asked end to end")
     p.add_argument("--only", help="comma-separated sections: ingest,ask,cold,scale,ask-at-scale,llm,"
-                                  "feeds,watch,extract")
+                                  "feeds,watch,extract,serve")
     p.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = p.parse_args(argv)
     if not CORPUS.is_dir():
@@ -425,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                          [10_000, 100_000, 1_000_000])
     ask_at = args.ask_at or (10_000 if args.quick else 1_000_000)
     only = set(args.only.split(",")) if args.only else {"ingest", "ask", "cold", "scale", "ask-at-scale", "llm",
-                                                        "feeds", "watch", "extract"}
+                                                        "feeds", "watch", "extract", "serve"}
     repeats = 1 if args.quick else 3
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     res = Results(machine(), {"quick": args.quick, "embedder": args.embedder or "default", "scale": sizes,
@@ -437,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         if only & {"ingest", "ask", "cold"}:
             bbc_index = bench_ingest(res, work, args.embedder, full=not args.quick)
             bench_size(res, bbc_index)
-        seeds = seeds_index(work, args.embedder) if only & {"ask", "cold", "llm"} else None
+        seeds = seeds_index(work, args.embedder) if only & {"ask", "cold", "llm", "serve"} else None
         if "ask" in only:
             bench_ask(res, seeds, bbc_index, args.embedder, repeats)
         if "cold" in only:
@@ -447,6 +448,12 @@ def main(argv: list[str] | None = None) -> int:
             bench_scale(res, work, args.embedder, sizes)
         if "ask-at-scale" in only:
             bench_ask_at_scale(res, work, args.embedder, ask_at, repeats)
+        if "serve" in only:
+            sys.path.insert(0, str(BENCH))
+            from serve_api import bench_serve
+
+            bench_serve(res, seeds, args.embedder, jsonl_questions(SEEDS_QA) or [COLD_QUESTION], cmd=rag_command(),
+                        env=_env(), repeats=3 * repeats, seconds=5 if args.quick else 15)
         if "llm" in only and args.model:
             bench_llm(res, seeds, args.model.resolve(), args.embedder)
         if only & {"feeds", "watch", "extract"}:

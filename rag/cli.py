@@ -80,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="update the index's feeds in the background at this interval, e.g. 15m")
     add_llm_options(chat)
 
+    from .server.cli import add_serve_parser
+
+    add_serve_parser(sub)
+
     index = sub.add_parser("index", help="manage the articles in the index")
     isub = index.add_subparsers(dest="index_command", metavar="ACTION")
     isub.required = True
@@ -315,27 +319,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from .feeds import parse_interval
+    from .server.cli import run_chat  # the chat on the API's server, without the API
 
-    every = parse_interval(args.feeds_every) if args.feeds_every else None
-    from ui.config import check_port, parse_auth
+    return run_chat(args)
 
-    auth = parse_auth(args.auth)  # bad options fail before anything heavy loads
-    check_port(args.port)
-    from ui.app import serve
 
-    assistant = _assistant(args, top_k=args.top_k, **llm_kwargs(args))
-    refresher = sources.start_refresher(assistant, every) if every else None
-    try:
-        serve(assistant, host=args.host, port=args.port, auth=auth)
-    finally:
-        if refresher is not None:
-            refresher.stop()
-    return 0
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server.cli import run_serve
+
+    return run_serve(args)
 
 
 COMMANDS = {"ask": cmd_ask, "index": cmd_index, "eval": cmd_eval, "model": cmd_model, "chat": cmd_chat,
-            "feed": cmd_feed}
+            "serve": cmd_serve, "feed": cmd_feed}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@ citation can be highlighted in the UI and asserted in a test with ``text[start:e
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -107,7 +107,7 @@ class Answer:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (used by ``rag ask --json``); passages carry no article text."""
-        d = asdict(self)
+        d = asdict(replace(self, passages=[]))  # passages are summarised below: do not deep-copy their articles
         d["passages"] = [
             {
                 "article_id": p.article.id,
