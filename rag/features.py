@@ -97,6 +97,19 @@ def coverage(fr: Frame, own: set[str], ctx: set[str]) -> tuple[float, float, flo
 
 @lru_cache(maxsize=256)
 def _text_stems(text: str) -> frozenset[str]:
+    """Stems of a whole article (for the numbers it gives)."""
+    return frozenset(stems_of(text))
+
+
+@lru_cache(maxsize=512)
+def _sentences(text: str) -> list[Sentence]:
+    return split_sentences(text)
+
+
+@lru_cache(maxsize=1 << 16)
+def _sentence_stems(text: str) -> frozenset[str]:
+    """Stems of one sentence: each is read as a candidate, as context of the next three and as a
+    neighbour, for every question whose passages hold it, so they are worked out once."""
     return frozenset(stems_of(text))
 
 
@@ -128,7 +141,7 @@ def candidates(fr: Frame, query_text: str, passages: list[Passage]) -> list[Cand
     for rank, p in enumerate(passages):
         art: Article = p.article
         if art.id not in sentences:
-            sentences[art.id] = split_sentences(art.text)
+            sentences[art.id] = _sentences(art.text)
             have = _text_stems(art.title) | _text_stems(art.text) | (_text_stems(art.date) if art.date else frozenset())
             missing[art.id] = any(not (t.stems & have) for t in numbers)
         sents = sentences[art.id]
@@ -138,12 +151,13 @@ def candidates(fr: Frame, query_text: str, passages: list[Passage]) -> list[Cand
             if s.end <= p.chunk.start or s.start >= p.chunk.end or (art.id, s.start) in seen:
                 continue
             seen.add((art.id, s.start))
-            own = stems_of(s.text)
+            own = set(_sentence_stems(s.text))
             ctx = set(title)
             for c in sents[max(0, i - 3): i]:
-                ctx |= stems_of(c.text)
+                ctx |= _sentence_stems(c.text)
             cov, ncov, wcov = coverage(fr, own, ctx)
-            window = own | (stems_of(sents[i - 1].text) if i else set()) | (stems_of(sents[i + 1].text) if i + 1 < len(sents) else set())
+            window = own | (_sentence_stems(sents[i - 1].text) if i else set()) | (
+                _sentence_stems(sents[i + 1].text) if i + 1 < len(sents) else set())
             prev = sents[i - 1] if i > 0 and _PRONOUN_START.match(s.text) else None
             found = spans(fr, s.text, s.start, qlow) if typed else []
             if not found and prev is not None and fr.want in NAMED:
@@ -178,10 +192,8 @@ def _second_hops(fr: Frame, cands: list[Candidate], pool: int = 12) -> None:
     if len(cands) < 2 or not fr.terms:
         return
     top = sorted(cands, key=lambda c: -c.coverage)[:pool]
-    names: dict[int, set[str]] = {}
-    for c in top + cands:
-        if id(c) not in names:
-            names[id(c)] = {t for n in name_phrases(c.sentence.text) for t in tokens(n)[-1:]} - set(fr.own_names)
+    own = set(fr.own_names)
+    names = {id(c): _surnames(c.sentence.text) - own for c in cands}
     for c in cands:
         best, gain = None, 0.0
         for d in top:
@@ -192,6 +204,12 @@ def _second_hops(fr: Frame, cands: list[Candidate], pool: int = 12) -> None:
                 best, gain = d, joint - max(c.coverage, d.coverage)
         c.features[SECOND_HOP] = gain
         c.partner = best
+
+
+@lru_cache(maxsize=1 << 14)
+def _surnames(text: str) -> frozenset[str]:
+    """The last word of each name in a sentence (articles use the surname after first mention)."""
+    return frozenset(t for n in name_phrases(text) for t in tokens(n)[-1:])
 
 
 def is_yes(cand: Candidate, fr: Frame, question: str) -> bool:

@@ -80,8 +80,13 @@ class AliasLink:
     means: tuple[str, ...]
 
 
+@lru_cache(maxsize=4096)
+def _padded(phrase: str) -> str:
+    return f" {' '.join(tokens(phrase))} "
+
+
 def _has(q: str, phrase: str) -> bool:
-    return f" {' '.join(tokens(phrase))} " in q
+    return _padded(phrase) in q
 
 
 def alias_links(question: str) -> list[AliasLink]:
