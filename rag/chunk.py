@@ -40,11 +40,9 @@ def split_sentences(text: str, offset: int = 0) -> list[Sentence]:
     for m in _END.finditer(text):
         end = m.end()
         if not m.group().startswith("\n"):
-            word = re.search(r"([A-Za-z.]+)[.!?]*[\"'”’)\]]*$", text[start:end])
-            if word:
-                w = word.group(1).rstrip(".").lower()
-                if w in _ABBREV or (len(w) == 1 and w.isalpha()):  # "Mr." or an initial "A."
-                    continue
+            w = _last_word(text, start, m.start())
+            if w is not None and (w in _ABBREV or (len(w) == 1 and w.isalpha())):  # "Mr." or "A."
+                continue
             nxt = text[end:end + 3].lstrip()
             if nxt and nxt[0].islower():  # "2-1 a.e.t. and" - not a sentence end
                 continue
@@ -55,6 +53,25 @@ def split_sentences(text: str, offset: int = 0) -> list[Sentence]:
     if start < n:
         _append(out, text, start, n, offset)
     return out
+
+
+_WORD_TAIL = re.compile(r"[A-Za-z.]+$")
+_LONGEST_ABBREV = max(len(a) for a in _ABBREV) + 1
+
+
+def _last_word(text: str, start: int, stop: int) -> str | None:
+    """The word before the punctuation at ``stop``, lower-cased, if it could be an abbreviation.
+
+    Only a short window before ``stop`` is looked at, so that a long run of initials or
+    abbreviations ("A. B. C. ...", where the sentence start does not move) costs linear time.
+    """
+    lo = max(start, stop - _LONGEST_ABBREV - 1)
+    m = _WORD_TAIL.search(text, lo, stop)
+    if m is None:
+        return None
+    if m.start() == lo and lo > start and (text[lo - 1].isalpha() or text[lo - 1] == "."):
+        return None  # the word goes on before the window: longer than any abbreviation
+    return m.group().rstrip(".").lower()
 
 
 def _append(out: list[Sentence], text: str, start: int, end: int, offset: int) -> None:
@@ -82,18 +99,22 @@ def chunk_article(
             sentences.append(s)
         else:  # a run-on "sentence" (a team sheet, say): cut it at word boundaries
             sentences.extend(_split_long(article.text, s, max_words))
+    counts = [_words(s.text) for s in sentences]
+    after = [0] * (len(sentences) + 1)  # after[j]: words in sentences[j:] (linear, not per chunk)
+    for k in range(len(sentences) - 1, -1, -1):
+        after[k] = after[k + 1] + counts[k]
     chunks: list[Chunk] = []
     i = 0
     while i < len(sentences):
         j = i
         words = 0
-        while j < len(sentences) and (j == i or words + _words(sentences[j].text) <= max_words):
-            words += _words(sentences[j].text)
+        while j < len(sentences) and (j == i or words + counts[j] <= max_words):
+            words += counts[j]
             j += 1
             if words >= target_words:
                 break
         # avoid a tiny tail chunk: fold the remaining short sentences into this one
-        rest = sum(_words(s.text) for s in sentences[j:])
+        rest = after[j]
         if 0 < rest < target_words // 4 and words + rest <= max_words:
             j = len(sentences)
         start, end = sentences[i].start, sentences[j - 1].end
@@ -104,7 +125,7 @@ def chunk_article(
         if j >= len(sentences):
             break
         i = max(j - overlap_sentences, i + 1)
-        if overlap_sentences and _words(sentences[i].text) > target_words // 2:
+        if overlap_sentences and counts[i] > target_words // 2:
             i = j  # do not repeat a long sentence
     return chunks
 
