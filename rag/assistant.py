@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .answer import Answerer, ExtractiveAnswerer
 from .embed import Embedder, make_embedder, minilm_variant
-from .errors import ConfigError, IndexAccessError, InputError
+from .errors import ConfigError, IndexAccessError, IndexCorruptError, InputError
 from .followup import Rewrite, check_history, rewrite
 from .indexer import FairLock, Indexer, Progress
 from .llm import LlamaCppAnswerer, LLMSettings, resolve_model
@@ -23,7 +23,7 @@ from .ingest import normalise_date
 from .models import Answer, ArticleInfo, IndexStats, IngestReport, Passage
 from .rerank import CrossEncoderReranker, make_reranker
 from .retrieve import RetrievalConfig, Retriever
-from .store import DB_NAME, Store, stored_embedder
+from .store import DB_NAME, REPAIR_HINT, Store, stored_embedder
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAX_QUESTION_CHARS = 2000
@@ -222,6 +222,7 @@ class Assistant:
         rw = self.standalone(question, history)
         query = self._query(rw.standalone, since, until)
         passages = self.retriever.retrieve(query, top_k or self.top_k)
+        _check_passages(self.index_dir, passages)
         return t0, rw, query, passages
 
     @staticmethod
@@ -271,6 +272,16 @@ class Assistant:
         if callable(close):
             close()
         self.store.close()
+
+
+def _check_passages(index_dir: Path, passages: list[Passage]) -> None:
+    """Every passage must be its article's text at its offsets: a damaged row would otherwise
+    become an answer quoting words the article does not have."""
+    for p in passages:
+        if p.article.text[p.chunk.start:p.chunk.end] != p.chunk.text:
+            raise IndexCorruptError(
+                f"{index_dir}: passage {p.chunk.id} of article '{p.article.id}' does not match the article's "
+                f"text: the index is damaged; {REPAIR_HINT}")
 
 
 _default: dict[str, Assistant] = {}

@@ -181,3 +181,16 @@ def test_a_failed_add_keeps_an_existing_index(fake_assistant, fake_embedder, tmp
     with pytest.raises(OSError):
         a.add([tmp_path / "new.txt"])
     assert (d / "rag.sqlite3").exists() and a.store.count()[0] == 2
+
+
+def test_a_passage_that_is_not_its_articles_text_is_reported(fake_assistant, fake_embedder):
+    fake_assistant.articles()
+    d = fake_assistant.index_dir
+    fake_assistant.close()
+    db = sqlite3.connect(d / "rag.sqlite3")  # a damaged row: same length, other words
+    db.execute("UPDATE chunks SET text = replace(text, 'June 2024', 'July 2031')")
+    db.commit()
+    db.close()
+    a = Assistant(d, embedder=fake_embedder, quiet=True)
+    with pytest.raises(IndexCorruptError, match="does not match the article's text"):
+        a.ask("When does Alonso's contract expire?")
