@@ -5,7 +5,8 @@ markup (escaping article text), so this module only wires components to callback
 the per-turn source cards live in each browser session's own ``gr.State``; nothing about one
 conversation is held at module or app level, so concurrent users never see each other's turns.
 Requests go through Gradio's queue: answering runs a few at a time (the LLM itself behind one
-lock), ingestion one at a time in its own queue so it never holds up questions.
+lock), uploads a few at a time in their own queue so they never hold up questions; uploads being
+indexed take turns in small steps, so a huge file does not hold up someone else's small one.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .backend import ChatBackend, Turn, human_size  # noqa: E402
 from .config import DEFAULT_HOST, DEFAULT_PORT, check_port, exposure_warning, parse_auth  # noqa: E402
 
 CHAT_CONCURRENCY = 4  # retrieval + extractive answers are quick; the LLM is serialised by a lock
+UPLOAD_CONCURRENCY = 4  # uploads indexed at once; they take turns in bounded steps (rag.indexer)
 SEED_EXAMPLES = (
     "When does Alonso's contract expire?",
     "Who is the caretaker manager of Brazil?",
@@ -113,7 +115,7 @@ PAGE_CSS = """
 
 
 def _roots(backend: ChatBackend) -> tuple[Path, ...]:
-    return (backend.index_dir, Path.cwd())
+    return (backend.uploads_dir, backend.index_dir, Path.cwd())
 
 
 def _articles_table(backend: ChatBackend) -> tuple[list[list[Any]], Any]:
@@ -133,7 +135,7 @@ def _settings_info(backend: ChatBackend) -> str:
     lines = [
         f"**Embedder:** `{backend.embedder_name}`",
         f"**LLM:** `{model}`" if model else "**LLM:** none configured (`rag chat --model FILE.gguf`); answers are extractive",
-        f"**Index:** `{backend.index_dir}` ({n_articles} articles)",
+        f"**Index:** `{backend.index_dir.name}` ({n_articles} articles)",
     ]
     return "  \n".join(lines)
 
@@ -227,7 +229,7 @@ def build_app(assistant: Any, *, examples: tuple[str, ...] | list[str] = SEED_EX
                     chat[-1] = {"role": "assistant", "content": render.answer_markdown(streamed, turn)}
                     yield "", chat, chat, history, shown, gr.update()
             except RagError as e:
-                chat[-1] = {"role": "assistant", "content": f"**Error:** {render.md_text(str(e))}"}
+                chat[-1] = {"role": "assistant", "content": f"**Error:** {render.md_text(backend.public(str(e)))}"}
                 yield "", chat, chat, history, shown, gr.update()
                 return
             except Exception:  # a bug: say so in the chat, and let Gradio log the traceback
@@ -269,7 +271,7 @@ def build_app(assistant: Any, *, examples: tuple[str, ...] | list[str] = SEED_EX
             html = render.ingest_report_html(result.report, result.rejected, _roots(backend))
             return html, *_articles_table(backend), None
 
-        add.click(add_files, [files], [report, table, pick, files], concurrency_limit=1,
+        add.click(add_files, [files], [report, table, pick, files], concurrency_limit=UPLOAD_CONCURRENCY,
                   concurrency_id="ingest")
 
         def remove_article(article_id: str | None) -> tuple:
@@ -277,10 +279,10 @@ def build_app(assistant: Any, *, examples: tuple[str, ...] | list[str] = SEED_EX
                 info = backend.remove(article_id or "")
                 msg = f"Removed **{render.md_text(info.title)}** ({render.md_text(info.id)})."
             except RagError as e:
-                msg = f"**Error:** {render.md_text(str(e))}"
+                msg = f"**Error:** {render.md_text(backend.public(str(e)))}"
             return msg, *_articles_table(backend)
 
-        remove.click(remove_article, [pick], [removed, table, pick], concurrency_limit=1,
+        remove.click(remove_article, [pick], [removed, table, pick], concurrency_limit=UPLOAD_CONCURRENCY,
                      concurrency_id="ingest")
 
         def refresh() -> tuple:
