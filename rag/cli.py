@@ -22,9 +22,13 @@ _UNPRINTABLE = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x09), 0x0B, 0x0C, *rang
 _UNPRINTABLE.update({c: f"\\u{c:04x}" for c in (0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))})
 
 
-def term(text: object) -> str:
-    """``text`` safe for a terminal: control characters shown as ``\\x1b``-style escapes."""
-    return str(text).translate(_UNPRINTABLE)
+_LINE = {**_UNPRINTABLE, 0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
+
+
+def term(text: object, *, line: bool = False) -> str:
+    """``text`` safe for a terminal: control characters shown as ``\\x1b``-style escapes (with
+    ``line``, tabs and line breaks too, so that one item stays on one line)."""
+    return str(text).translate(_LINE if line else _UNPRINTABLE)
 
 
 def _add_index_opts(p: argparse.ArgumentParser) -> None:
@@ -158,12 +162,13 @@ def print_answer(answer, out=None, *, verbose: bool = False, text: bool = True) 
         print("\nSources:", file=out)
         for c in answer.citations:
             flag = "" if c.supported else "  (weak support)"
-            print(term(f"  [{c.n}] {c.title} ({c.date or 'undated'}) — {_display_source(c.source)}{flag}"), file=out)
-            print(term(f"      “{' '.join(c.quote.split())}”  (chars {c.start}-{c.end})"), file=out)
+            print(term(f"  [{c.n}] {c.title} ({c.date or 'undated'}) — {_display_source(c.source)}{flag}", line=True),
+                  file=out)
+            print(term(f"      “{' '.join(c.quote.split())}”  (chars {c.start}-{c.end})", line=True), file=out)
     if getattr(answer, "unsupported", None):
         print("\nNot supported by the cited sources:", file=out)
         for s in answer.unsupported:
-            print(term(f"  - {s}"), file=out)
+            print(term(f"  - {s}", line=True), file=out)
     if verbose:
         print("\nRetrieved passages:", file=out)
         for i, p in enumerate(answer.passages, start=1):
@@ -248,13 +253,13 @@ def cmd_index(args: argparse.Namespace) -> int:
         else:
             for item in report.items:
                 if item.status == "failed":
-                    print(term(f"failed   {item.reason}"), file=sys.stderr)
+                    print(term(f"failed   {item.reason}", line=True), file=sys.stderr)
                 elif item.status == "skipped":
-                    print(term(f"skipped  {_display_source(item.source)} ({item.reason})"))
+                    print(term(f"skipped  {_display_source(item.source)} ({item.reason})", line=True))
                 else:
                     note = f"; {item.note}" if item.note else ""
                     print(term(f"{item.status:<8} {_display_source(item.source)} -> {item.article_id} "
-                               f"({item.chunks} chunks{note})"))
+                               f"({item.chunks} chunks{note})", line=True))
             print(report.summary())
         return 1 if report.failed and not (report.added or report.updated or report.skipped) else 0
     if args.index_command == "list":
@@ -265,7 +270,8 @@ def cmd_index(args: argparse.Namespace) -> int:
             print(json.dumps([asdict(r) for r in rows], ensure_ascii=False, indent=2))
         else:
             for r in rows:
-                print(term(f"{r.id}\t{r.date or '----------'}\t{r.chunks:>3} chunks\t{r.title}"))
+                print("\t".join(term(x, line=True) for x in (r.id, r.date or "----------", f"{r.chunks:>3} chunks",
+                                                              r.title)))
             print(f"{len(rows)} articles")
         return 0
     if args.index_command == "rm":
@@ -278,7 +284,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             except InputError:
                 missing.append(aid)
                 continue
-            print(term(f"removed {aid}"))
+            print(term(f"removed {aid}", line=True))
         if missing:
             done = len(args.ids) - len(missing)
             names = ", ".join(f"'{m}'" for m in missing)
@@ -359,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except RagError as e:
-        print(term(f"rag: error: {e}"), file=sys.stderr)
+        print(term(f"rag: error: {e}", line=True), file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("rag: interrupted", file=sys.stderr)

@@ -144,11 +144,15 @@ _ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]{0,512}(?:\x07|
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
+_SURROGATES = re.compile(r"[\ud800-\udfff]")  # only a JSON escape can make one; no encoding can store it
+
+
 def strip_controls(text: str) -> str:
-    """Removes terminal escape sequences, control characters and bidi overrides (not \\t, \\n, \\r)."""
+    """Removes terminal escape sequences, control characters and bidi overrides (not \\t, \\n,
+    \\r), and replaces lone surrogates (from JSON escapes such as "\\ud800") with U+FFFD."""
     if "\x1b" in text:
         text = _ESCAPES.sub("", text)
-    return _CONTROLS.sub("", text)
+    return _SURROGATES.sub("\ufffd", _CONTROLS.sub("", text))
 
 
 def clean_text(text: str) -> str:
@@ -193,9 +197,7 @@ def _make(
     art = Article(id=stem, title=title, date=date, source=display_source, text=text)
     note = None
     if date is None and date_raw is not None and str(date_raw).strip():
-        shown = " ".join(strip_controls(str(date_raw)).split())
-        shown = shown if len(shown) <= 40 else shown[:40] + "…"
-        note = f"date '{shown}' not understood (use YYYY-MM-DD); stored without a date"
+        note = f"date '{_shown(date_raw)}' not understood (use YYYY-MM-DD); stored without a date"
     return ParsedSource(article=art, content_hash=content_hash(text), note=note)
 
 
@@ -327,6 +329,13 @@ def parse_html(raw: str, source: str, stem: str) -> ParsedSource:
 # ---------------------------------------------------------------- JSON, JSONL, CSV
 
 
+def _shown(value: object, limit: int = 40) -> str:
+    """A value from a file, safe to put in a one-line message: no control characters or line
+    breaks, at most ``limit`` characters."""
+    text = " ".join(strip_controls(str(value)).split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _pick(record: dict, keys: tuple[str, ...], source: str, what: str, *, numbers: bool = True,
           strict: bool = True) -> object:
     """The first non-empty field among ``keys`` (any case): a string, or a number where
@@ -345,7 +354,7 @@ def _pick(record: dict, keys: tuple[str, ...], source: str, what: str, *, number
                 return v
         elif not strict:
             continue
-        raise InputError(f"{source}: field '{str(name)[:40]}' ({what}) is {_kind(v)}; expected text")
+        raise InputError(f"{source}: field '{_shown(name)}' ({what}) is {_kind(v)}; expected text")
     return None
 
 
@@ -370,7 +379,7 @@ def parse_record(record: object, source: str, stem: str) -> ParsedSource:
         raise InputError(f"{source}: expected a JSON object, got {type(record).__name__}")
     text = _pick(record, TEXT_KEYS, source, "the article text", numbers=False)
     if text is None:
-        found = ", ".join(str(k)[:40] for k in list(record)[:20]) or "none"
+        found = ", ".join(_shown(k) for k in list(record)[:20]) or "none"
         raise InputError(f"{source}: no text field (expected one of {', '.join(TEXT_KEYS)}; found {found})")
     rid = _text_field(record, ID_KEYS, source, "the id", strict=False)
     stem = _slug(rid) if rid else stem
@@ -457,7 +466,7 @@ def parse_csv(raw: str, source: str, stem: str) -> list[ParsedSource | InputErro
         raise InputError(f"{source}: malformed CSV header: {e}") from None
     fields = [f.strip().lower() for f in fieldnames]
     if not any(k in fields for k in TEXT_KEYS):
-        shown = ", ".join(f[:40] for f in fields[:20]) or "none"
+        shown = ", ".join(_shown(f) for f in fields[:20]) or "none"
         raise InputError(
             f"{source}: CSV header has no text column (expected one of {', '.join(TEXT_KEYS)}; found {shown})"
         )
