@@ -125,6 +125,7 @@ def check_index(index_dir: str | Path, *, repair: bool = False, embedder=None) -
         if {"meta", "articles", "chunks"} <= tables:
             _check_contents(db, report)
             _check_fts(db, report, writable)
+            _check_articles(db, report)
             _check_chunks(db, report)
             dim = _meta(db, "dimension")
             if dim is not None:
@@ -223,6 +224,20 @@ def _check_fts(db: sqlite3.Connection, report: CheckReport, writable: bool) -> N
         problems.append(f"the full-text index cannot be read ({e})")
     if problems and not any(f.area == "fts" for f in report.findings):
         report.add("fts", "; ".join(problems), "rebuild the full-text index from the stored chunks")
+
+
+def _check_articles(db: sqlite3.Connection, report: CheckReport) -> None:
+    """Each article's text against the content hash stored with it (its checksum)."""
+    from .ingest import content_hash
+
+    report.checked.append("article texts against their checksums")
+    bad = []
+    cur = db.execute("SELECT id, text, hash FROM articles")
+    while rows := cur.fetchmany(1000):
+        bad += [r[0] for r in rows if not isinstance(r[1], str) or content_hash(r[1]) != r[2]]
+    if bad:
+        report.add("articles", f"the text of {len(bad)} articles no longer matches its checksum "
+                               f"({', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''})", None)
 
 
 def _check_chunks(db: sqlite3.Connection, report: CheckReport) -> None:

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import EmbedderMismatchError, IndexAccessError, IndexCorruptError, RagError
+from .ingest import content_hash
 from .models import Article, ArticleInfo, Chunk, IndexStats
 
 log = logging.getLogger(__name__)
@@ -540,11 +541,16 @@ class Store:
         a = self._article_cache.get(article_id)
         if a is None:
             row = self.db.execute(
-                "SELECT id, title, date, source, text FROM articles WHERE id = ?", (article_id,)
+                "SELECT id, title, date, source, text, hash FROM articles WHERE id = ?", (article_id,)
             ).fetchone()
             if row is None:
                 raise KeyError(article_id)
-            a = Article(*row)
+            a = Article(*row[:5])
+            # the content hash stored with the text doubles as its checksum: damaged text is
+            # reported, never quoted
+            if not isinstance(a.text, str) or content_hash(a.text) != row[5]:
+                raise IndexCorruptError(f"{self.db_path}: the text of article '{article_id}' is damaged "
+                                        f"(it no longer matches its checksum); {REPAIR_HINT}")
             self._article_cache[article_id] = a
         return a
 

@@ -194,3 +194,20 @@ def test_a_passage_that_is_not_its_articles_text_is_reported(fake_assistant, fak
     a = Assistant(d, embedder=fake_embedder, quiet=True)
     with pytest.raises(IndexCorruptError, match="does not match the article's text"):
         a.ask("When does Alonso's contract expire?")
+
+
+def test_damaged_article_text_is_reported_not_quoted(fake_assistant, fake_embedder):
+    from rag.integrity import check_index
+
+    fake_assistant.articles()
+    d = fake_assistant.index_dir
+    fake_assistant.close()
+    db = sqlite3.connect(d / "rag.sqlite3")  # damaged bytes inside the article's text
+    db.execute("UPDATE articles SET text = replace(text, 'June 2024', 'July 2031')")
+    db.commit()
+    db.close()
+    a = Assistant(d, embedder=fake_embedder, quiet=True)
+    with pytest.raises(IndexCorruptError, match="the text of article '002_0df7e0b7cc0cc3af' is damaged"):
+        a.ask("When does Alonso's contract expire?")
+    report = check_index(d)
+    assert any(f.area == "articles" and f.repair is None for f in report.findings), report.text()
