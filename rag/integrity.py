@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import IndexCorruptError
+from .errors import IndexCorruptError, RagError
 from .store import (
     CHECKSUM_KEY,
     DB_NAME,
@@ -123,24 +123,35 @@ def check_index(index_dir: str | Path, *, repair: bool = False, embedder=None) -
     try:
         tables = _check_sqlite(db, report)
         if {"meta", "articles", "chunks"} <= tables:
-            _check_contents(db, report)
-            _check_fts(db, report, writable)
-            _check_articles(db, report)
-            _check_chunks(db, report)
-            dim = _meta(db, "dimension")
-            if dim is not None:
-                _check_vectors(db, report, int(dim))
-    except sqlite3.DatabaseError as e:
-        report.add("sqlite", f"reading the tables failed ({e})", None)
+            for step in (_check_contents, lambda d, r: _check_fts(d, r, writable), _check_articles,
+                         _check_chunks, _check_stored_vectors):
+                _step(step, db, report)
     finally:
         db.close()
-    _check_faiss(folder, report)
+    _step(lambda _, r: _check_faiss(folder, r), None, report)
     if repair and report.findings:
         _repair(folder, report, embedder)
     return report
 
 
 # ---------------------------------------------------------------------------------- checks
+
+
+def _step(step, db, report: CheckReport) -> None:
+    """Runs one check; damage that stops it is itself a finding (the check never raises)."""
+    try:
+        step(db, report)
+    except (sqlite3.Error, RagError, RuntimeError, OSError, ValueError) as e:
+        already = any(f.repair is None for f in report.findings)
+        if not already:
+            report.add("sqlite", f"a check could not read the index ({e})", None)
+
+
+def _check_stored_vectors(db: sqlite3.Connection, report: CheckReport) -> None:
+    dim = _meta(db, "dimension")
+    if dim is not None:
+        _check_vectors(db, report, int(dim))
+
 
 
 def _meta(db: sqlite3.Connection, key: str) -> str | None:

@@ -252,7 +252,7 @@ def stored_embedder(index_dir: str | Path) -> str | None:
     if not path.is_file():
         return None
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        db = _open_read_only(path)
         try:
             row = db.execute("SELECT value FROM meta WHERE key = 'embedder'").fetchone()
         finally:
