@@ -75,6 +75,44 @@ def bench_scaling(res, work: Path, corpus: Path, child, factors: tuple[int, ...]
             "<= 1.25")
 
 
+class _RandomEmbedder:
+    """Unit vectors at no cost: isolates what ingest costs besides the model."""
+
+    name = "random-384"
+    dim = 384
+
+    def encode(self, texts: list[str], *, batch_size: int = 64):
+        import numpy as np
+
+        v = np.random.default_rng(len(texts)).standard_normal((len(texts), self.dim)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def bench_scaling_without_model(res, work: Path, corpus: Path, factors: tuple[int, ...]) -> None:
+    """The same corpus sizes with the model taken out (random vectors): reading, chunking, SQLite,
+    FTS5 and FAISS alone, which is where anything worse than linear would hide (the model's cost
+    per chunk does not depend on the corpus), measured without the embedder's noise."""
+    from rag import Assistant
+
+    per_chunk = {}
+    for factor in factors:
+        folder = copies(corpus, work / f"corpus-{factor}x", factor)
+        a = Assistant(work / f"nomodel-{factor}x", embedder=_RandomEmbedder(), seed=False, quiet=True)
+        t0 = time.perf_counter()
+        report = a.add([folder])
+        dt = time.perf_counter() - t0
+        a.close()
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(work / f"nomodel-{factor}x", ignore_errors=True)
+        per_chunk[factor] = dt / report.chunks * 1000
+        res.sections[f"scaling_without_model_{factor}x"] = {"chunks": report.chunks, "s": dt}
+        res.add("ingest without the model", f"{factor}x: ms per chunk ({report.chunks} chunks)", per_chunk[factor],
+                "ms")
+    first, last = factors[0], factors[-1]
+    res.add("ingest without the model", f"time per chunk, {last}x / {first}x", per_chunk[last] / per_chunk[first],
+            "x", "<= 1.25")
+
+
 def bench_chunking(res, corpus: Path, mb: int = 20) -> None:
     """Chunking one article of ``mb`` MB (the corpus repeated), in this process."""
     from rag.chunk import chunk_article

@@ -459,7 +459,9 @@ def main(argv: list[str] | None = None) -> int:
         if "embedders" in only:
             robust.bench_embedders(res, work, CORPUS, child)
         if "scaling" in only:
-            robust.bench_scaling(res, work, CORPUS, child, (1, 4) if args.quick else (1, 4, 16), args.embedder)
+            factors = (1, 4) if args.quick else (1, 4, 16)
+            robust.bench_scaling_without_model(res, work, CORPUS, factors)
+            robust.bench_scaling(res, work, CORPUS, child, factors, args.embedder)
         if "chunking" in only:
             robust.bench_chunking(res, CORPUS)
     finally:
