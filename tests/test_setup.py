@@ -75,8 +75,9 @@ def test_the_chat_does_not_need_the_browser(tmp_path):
 
 
 def make_plan(*goals: str) -> list[str]:
-    out = subprocess.run(["make", "-n", *goals, "VENV=/nonexistent/venv"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=60)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}  # under make test
+    out = subprocess.run(["make", "-n", "--no-print-directory", *goals, "VENV=/nonexistent/venv"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0, out.stderr
     return out.stdout.splitlines()
 
