@@ -62,11 +62,11 @@ def test_each_file_gets_its_result_with_notes_and_without_server_paths(fake_assi
     good = _write(tmp_path / "in" / "good.json", '{"title": "Derby", "text": "Rovers won.", "date": "someday"}')
     bad = _write(tmp_path / "in" / "bad.json", '{"title": [1], "text": "Rovers won again."}')
     result = backend.add_uploads([good, bad])
-    html = render.ingest_report_html(result.report, result.rejected, (backend.uploads_dir, backend.index_dir))
+    html = render.ingest_report_html(result.report, result.rejected, (backend.index_dir,))
     assert "date &#x27;someday&#x27; not understood" in html
     assert "field &#x27;title&#x27; (the title) is a list" in html
     assert str(tmp_path) not in html and str(backend.uploads_dir) not in html
-    assert "bad.json" in html and "good.json" in html
+    assert "uploads/bad.json" in html and "uploads/good.json" in html
 
 
 def test_public_messages_hide_server_paths(tmp_path):

@@ -115,7 +115,7 @@ PAGE_CSS = """
 
 
 def _roots(backend: ChatBackend) -> tuple[Path, ...]:
-    return (backend.uploads_dir, backend.index_dir, Path.cwd())
+    return (backend.index_dir, Path.cwd())
 
 
 def _articles_table(backend: ChatBackend) -> tuple[list[list[Any]], Any]:
@@ -320,8 +320,10 @@ def serve(assistant: Any, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
     except OSError as e:
         raise ConfigError(f"cannot serve on {host}:{port}: {e}") from None
     warm = getattr(assistant.embedder, "encode", None)
+    warming = None
     if callable(warm):  # load the embedder while the page opens, so the first answer is quick
-        threading.Thread(target=lambda: warm(["warm up"]), name="rag-warm-up", daemon=True).start()
+        warming = threading.Thread(target=lambda: warm(["warm up"]), name="rag-warm-up", daemon=True)
+        warming.start()
     if not quiet:
         shown = f"[{host}]" if ":" in host else host
         print(f"Chat running at http://{shown}:{port}/ (Ctrl+C to stop)", file=sys.stderr)
@@ -331,4 +333,6 @@ def serve(assistant: Any, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                 time.sleep(0.2)
         finally:
             demo.close()
+            if warming is not None:  # a model half-loaded by native threads must not be torn down
+                warming.join(timeout=60)  # under them at exit (ONNX Runtime aborts the process)
     return demo

@@ -306,4 +306,4 @@ class ChatBackend:
     def public(self, message: str) -> str:
         """A message for the page: paths on the server shown relative to the index folder or
         the uploads folder (visitors see file names, never the server's directory layout)."""
-        return public_message(message, (self.uploads_dir, self.index_dir))
+        return public_message(message, (self.index_dir,))
