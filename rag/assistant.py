@@ -138,6 +138,8 @@ class Assistant:
             raise InputError("no paths given")
         self._pending_seed = None
         self._check_open()
+        if getattr(self.store, "read_only", False):  # before any file is read or embedded
+            self.store._require_writable()
         try:
             return Indexer(self.store, self.embedder, turn=self._turn).add(paths, progress=progress)
         except BaseException:

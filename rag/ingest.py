@@ -562,18 +562,33 @@ def read_file(path: Path) -> list[ParsedSource | InputError]:
 
 
 def expand_paths(paths: list[str | Path]) -> Iterator[Path | InputError]:
-    """Files as given plus supported files found under folders (sorted, hidden ones skipped)."""
+    """Files as given plus supported files found under folders (sorted, hidden ones skipped).
+    A path that cannot be looked at (no permission, a loop of links) is an InputError naming it."""
     for p in paths:
         path = Path(p).expanduser()
-        if not path.exists():
+        try:
+            exists, is_dir = path.exists(), path.is_dir()
+        except OSError as e:
+            yield InputError(f"{p}: cannot read ({e.strerror or e})")
+            continue
+        if not exists:
             yield InputError(f"{p}: no such file or folder")
-        elif path.is_dir():
+        elif is_dir:
             found = False
-            for f in sorted(path.rglob("*")):
+            try:
+                entries = sorted(path.rglob("*"))
+            except OSError as e:
+                yield InputError(f"{p}: cannot read the folder ({e.strerror or e})")
+                continue
+            for f in entries:
                 rel = f.relative_to(path)
                 if any(part.startswith(".") for part in rel.parts):
                     continue
-                if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES:
+                try:
+                    wanted = f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES
+                except OSError:
+                    continue
+                if wanted:
                     found = True
                     yield f.resolve()
             if not found:

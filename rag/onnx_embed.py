@@ -341,7 +341,12 @@ class OnnxEmbedder:
             import onnxruntime as ort
             from tokenizers import Tokenizer
 
-            path = ensure_model(self.model_dir, self.cache, self.precision)
+            try:
+                path = ensure_model(self.model_dir, self.cache, self.precision)
+            except OSError as e:  # another user's cache, a read-only home: say where and what to do
+                where = e.filename or (self.cache or cache_root())
+                raise ConfigError(f"cannot use the embedder cache {where} ({e.strerror or e}); "
+                                  "set RAG_CACHE to a folder you can write") from None
             so = ort.SessionOptions()
             so.intra_op_num_threads = 1
             so.inter_op_num_threads = 1

@@ -48,8 +48,9 @@ def clean_end(proc: subprocess.CompletedProcess, *codes: int) -> None:
 
 @functools.lru_cache(maxsize=1)
 def can_mount() -> bool:
-    """Whether this process may mount file systems (root with CAP_SYS_ADMIN, as on the CI VM)."""
-    if os.geteuid() != 0 or not shutil.which("mount"):
+    """Whether this process may mount file systems (root with CAP_SYS_ADMIN, as on the CI VM).
+    ``RAG_TEST_NO_MOUNT=1`` takes the fallbacks even where mounting works (to test them)."""
+    if os.geteuid() != 0 or not shutil.which("mount") or os.environ.get("RAG_TEST_NO_MOUNT") == "1":
         return False
     probe = Path(tempfile.mkdtemp(prefix="rag-mount-probe-"))
     try:
@@ -78,9 +79,10 @@ class View:
     user: int | None = None
     fsize: int | None = None
     how: str = ""
+    env: dict | None = None
 
     def rag(self, *args: str, **kw) -> subprocess.CompletedProcess:
-        return rag(*args, user=self.user, fsize=self.fsize, **kw)
+        return rag(*args, user=self.user, fsize=self.fsize, env=self.env, **kw)
 
 
 @contextlib.contextmanager
@@ -111,9 +113,14 @@ def read_only(index: Path) -> Iterator[View]:
         outer.chmod(0o755)
         copy = outer / "index"
         shutil.copytree(index, copy)
-        for p in [copy, *copy.rglob("*")]:
+        from rag.onnx_embed import cache_root
+
+        cache = outer / "cache"  # the exported models, where that user may read them
+        if (cache_root() / "onnx").is_dir():
+            shutil.copytree(cache_root() / "onnx", cache / "onnx")
+        for p in [copy, *copy.rglob("*"), *cache.rglob("*")]:
             p.chmod(0o755 if p.is_dir() else 0o644)
-        yield View(copy, user=NOBODY, how="unprivileged user")
+        yield View(copy, user=NOBODY, how="unprivileged user", env={"RAG_CACHE": str(cache), "HOME": str(outer)})
     finally:
         shutil.rmtree(outer, ignore_errors=True)
 

@@ -21,6 +21,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -332,11 +333,21 @@ def test_damaged_wal(index, tmp_path, embedder, damage):
 # ------------------------------------------------------------------ read-only index
 
 
+def readable_corpus(n: int, start: int) -> Path:
+    """A corpus any user may read (the read-only cases may run as an unprivileged user)."""
+    folder = Path(tempfile.mkdtemp(prefix="rag-corpus-"))
+    folder.chmod(0o755)
+    write_corpus(folder, n, start=start)
+    for f in folder.iterdir():
+        f.chmod(0o644)
+    return folder
+
+
 def test_a_read_only_index_answers(index, tmp_path):
     d, good = index
     for f in d.glob("faiss-*.index"):  # and has to rebuild its FAISS index in memory
         f.unlink()
-    new = write_corpus(tmp_path / "new", 1, start=500)
+    new = readable_corpus(1, start=500)
     with read_only(d) as view:
         got = view.rag("ask", QUESTIONS[0], "--index", str(view.path))
         clean_end(got, 0)
@@ -351,16 +362,18 @@ def test_a_read_only_index_answers(index, tmp_path):
             clean_end(got, 2)
             assert "read-only" in got.stderr or "write access" in got.stderr, (view.how, got.stderr)
     assert not list(d.glob("faiss-*.index"))  # nothing was written
+    shutil.rmtree(new)
 
 
 def test_adding_into_a_read_only_folder_that_has_no_index(tmp_path):
     parent = tmp_path / "share"
     parent.mkdir()
-    new = write_corpus(tmp_path / "new", 1)
+    new = readable_corpus(1, start=0)
     with read_only(parent) as view:
         got = view.rag("index", "add", str(new), "--index", str(view.path / "idx"))
         clean_end(got, 2)
         assert "cannot create the index folder" in got.stderr
+    shutil.rmtree(new)
 
 
 # ------------------------------------------------------------------ full disk

@@ -212,3 +212,18 @@ def test_abbreviation_window_keeps_long_words_intact():
     sents = split_sentences("He met the Ambassadorv. Then he left. Dr. Who came. It was no. 7.")
     assert [s.text for s in sents][:2] == ["He met the Ambassadorv.", "Then he left."]
     assert "Dr. Who came." in [s.text for s in sents]
+
+
+def test_paths_that_cannot_be_looked_at(tmp_path, monkeypatch):
+    from rag.ingest import expand_paths
+
+    real = Path.exists
+
+    def denied(self):
+        if self.name == "secret.txt":
+            raise PermissionError(13, "Permission denied")
+        return real(self)
+
+    monkeypatch.setattr(Path, "exists", denied)
+    (out,) = list(expand_paths([tmp_path / "locked" / "secret.txt"]))
+    assert isinstance(out, InputError) and str(out).endswith("secret.txt: cannot read (Permission denied)")
