@@ -33,7 +33,7 @@ from .store import (
     _open_read_only,
     _pid_alive,
     _writable,
-    file_sha256,
+    file_checksum,
 )
 
 log = logging.getLogger(__name__)
@@ -323,7 +323,7 @@ def _check_faiss(folder: Path, report: CheckReport) -> None:
             report.add("faiss", f"{path.name} has no recorded checksum (not trusted; rebuilt when opened)",
                        "rebuild it")
             return
-        if file_sha256(path) != want:
+        if file_checksum(path) != want:
             report.add("faiss", f"{path.name} does not match the checksum recorded when it was written",
                        "rebuild it from the stored vectors")
             return

@@ -23,7 +23,6 @@ exact search at the default probes). Files are memory-mapped when opened for sea
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import math
 import os
@@ -31,6 +30,7 @@ import re
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +48,7 @@ LEXICAL_BUDGET = 40_000  # postings one BM25 query may score (~30-40 ms on one c
 _OR_LIST = re.compile(r'^"[^"]+"(?: OR "[^"]+")+$')
 DB_NAME = "rag.sqlite3"
 BUSY_TIMEOUT_S = 60.0  # how long a write waits for another process's write to finish
-CHECKSUM_KEY = "faiss_sha256:"  # meta key prefix: the SHA-256 of the FAISS file of a generation
+CHECKSUM_KEY = "faiss_checksum:"  # meta key prefix: the checksum of the FAISS file of a generation
 REPAIR_HINT = "`rag index check` says what is wrong; `rag index check --repair` rebuilds what can be rebuilt"
 
 _SCHEMA = """
@@ -676,7 +676,7 @@ class Store:
         return sorted(((g, f) for g, f in out if g >= 0 and f.is_file()), reverse=True)
 
     def recorded_checksum(self, gen: int) -> str | None:
-        """The SHA-256 recorded when the FAISS file of generation ``gen`` was written."""
+        """The checksum recorded when the FAISS file of generation ``gen`` was written."""
         return self._meta(f"{CHECKSUM_KEY}{gen}")
 
     def _read_faiss(self, path: Path, *, mmap: bool):
@@ -687,10 +687,10 @@ class Store:
         want = self.recorded_checksum(_file_gen(path))
         if want is None:
             raise RuntimeError("no checksum recorded for it")
-        got = file_sha256(path)
+        got = file_checksum(path)
         if got != want:
             raise RuntimeError(f"its checksum does not match the one recorded when it was written "
-                               f"(sha256 {got[:12]}… instead of {want[:12]}…): damaged")
+                               f"({got} instead of {want}): damaged")
         flags = 0
         if mmap and self.faiss_config.mmap:
             with open(path, "rb") as fh:
@@ -717,7 +717,7 @@ class Store:
         tmp = self.dir / f"{final.name}.tmp{os.getpid()}"
         try:
             faiss.write_index(index, str(tmp))
-            digest = file_sha256(tmp)
+            digest = file_checksum(tmp)
             # Recorded and renamed under SQLite's write lock: two processes writing the file of
             # the same generation cannot leave one's file with the other's checksum.
             if self.db.in_transaction:
@@ -992,13 +992,19 @@ class Store:
             self.db.close()
 
 
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, read in 1 MB blocks (about 1-2 GB/s with the CPU's SHA instructions)."""
-    h = hashlib.sha256()
+def file_checksum(path: Path) -> str:
+    """CRC-32 and size of a file ("crc32:1a2b3c4d:4096"), read in 1 MB blocks.
+
+    The checksum guards against damage, not tampering, so speed decides: CRC-32 runs at over
+    1 GB/s, several times SHA-256 here, which keeps the check to a fraction of a second even for
+    the 400 MB file of a million passages; damage goes unnoticed with odds of 1 in 4 billion.
+    """
+    crc, size = 0, 0
     with open(path, "rb") as fh:
         while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+            crc = zlib.crc32(block, crc)
+            size += len(block)
+    return f"crc32:{crc:08x}:{size}"
 
 
 def _writable(folder: Path, db: Path) -> bool:
