@@ -34,7 +34,7 @@ from rag.chunk import chunk_article
 from rag.cli import main
 from rag.integrity import check_index
 from tests.conftest import ROOT, SEEDS
-from tests.faults import can_mount, clean_end, rag, read_only, small_disk
+from tests.faults import can_mount, clean_end, read_only, small_disk
 
 pytestmark = pytest.mark.integration
 
