@@ -7,8 +7,9 @@ machine: cores, CPU model, memory, load average before and after, library versio
     python bench/run.py                 # everything: 10k, 100k and 1M passages (~10 min, 2 cores)
     python bench/run.py --quick         # the same sections at 10k passages only (~1-2 min)
     python bench/run.py --model x.gguf  # also time to first token and tokens/s of a GGUF model
-    python bench/run.py --embedder all-MiniLM-L6-v2   # the PyTorch fp32 embedder instead
+    python bench/run.py --embedder all-MiniLM-L6-v2   # the fp32 embedder instead
     python bench/run.py --only serve    # the HTTP API alone: overhead, first token, 8 clients
+    python bench/run.py --only embedders,scaling,chunking  # the robustness targets (bench/robust.py)
 
 Ingestion and the large-index questions run in child processes (bench/child.py) so that their
 peak RSS and start-up are their own. Timings are wall clock and medians unless said otherwise;
@@ -35,6 +36,8 @@ from pathlib import Path
 import numpy as np
 
 BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+import robust  # noqa: E402  (bench/robust.py: the robustness targets)
 ROOT = BENCH.parent
 SHARED = Path(os.environ.get("RAG_SHARED", ROOT.parent / "shared"))
 CORPUS = SHARED / "corpora" / "bbc-football"
@@ -100,8 +103,10 @@ def machine() -> dict:
     except OSError:
         commit = "-"
     import rag
+    from robust import cpu_line
 
     return {
+        **cpu_line(),
         "cpu": cpu, "cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
         "memory_gb": round(mem_kb / 1e6, 1), "load_before": os.getloadavg(), "python": platform.python_version(),
         "rag_code": str(Path(rag.__file__).resolve().parent), "commit": commit,
@@ -392,7 +397,9 @@ def _fmt(v) -> str:
 def table(res: Results) -> str:
     m = res.machine
     lines = [f"{m['cpu']}, {m['usable_cores']} cores, {m['memory_gb']} GB; load {m['load_before'][0]:.2f} before, "
-             f"{m['load_after'][0]:.2f} after; {m['commit']}"]
+             f"{m['load_after'][0]:.2f} after; {m['commit']}",
+             f"ISA: {' '.join(m['isa']) or 'none found'}; int8 dot products: {'yes' if m['int8_dot'] else 'no'}; "
+             f"embedder for new indexes: {m['default_embedder']}"]
     w1 = max(len(r.section) for r in res.rows)
     w2 = max(len(r.metric) for r in res.rows)
     section = None
@@ -413,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", help="passage counts for dense search, e.g. 10000,100000,1000000")
     p.add_argument("--ask-at", type=int, help="passages in the large index asked end to end")
     p.add_argument("--only", help="comma-separated sections: ingest,ask,cold,scale,ask-at-scale,llm,"
-                                  "feeds,watch,extract,serve")
+                                  "feeds,watch,extract,serve,embedders,scaling,chunking")
     p.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = p.parse_args(argv)
     if not CORPUS.is_dir():
@@ -426,7 +433,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                          [10_000, 100_000, 1_000_000])
     ask_at = args.ask_at or (10_000 if args.quick else 1_000_000)
     only = set(args.only.split(",")) if args.only else {"ingest", "ask", "cold", "scale", "ask-at-scale", "llm",
-                                                        "feeds", "watch", "extract", "serve"}
+                                                        "feeds", "watch", "extract", "serve",
+                                                        "embedders", "scaling", "chunking"}
     repeats = 1 if args.quick else 3
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     res = Results(machine(), {"quick": args.quick, "embedder": args.embedder or "default", "scale": sizes,
@@ -465,6 +473,14 @@ def main(argv: list[str] | None = None) -> int:
                 sources.bench_watch(res, work, args.embedder)
             if "extract" in only:
                 sources.bench_extract(res)
+        if "embedders" in only:
+            robust.bench_embedders(res, work, CORPUS, child)
+        if "scaling" in only:
+            factors = (1, 4) if args.quick else (1, 4, 16)
+            robust.bench_scaling_without_model(res, work, CORPUS, factors)
+            robust.bench_scaling(res, work, CORPUS, child, factors, args.embedder)
+        if "chunking" in only:
+            robust.bench_chunking(res, CORPUS)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     res.machine["load_after"] = os.getloadavg()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import cli_sources as sources
+from .terminal import term
 
 EXIT_USER_ERROR = 2
 
@@ -101,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     st = isub.add_parser("stats", help="index statistics")
     _add_index_opts(st)
     st.add_argument("--json", action="store_true")
+    chk = isub.add_parser("check", help="check the index for damage (SQLite, full-text index, vectors, checksums)")
+    _add_index_opts(chk)
+    chk.add_argument("--repair", action="store_true",
+                     help="rebuild what can be rebuilt from the stored articles (full-text index, FAISS file)")
+    chk.add_argument("--json", action="store_true", help="print the report as JSON")
     sources.add_watch_parser(isub, _add_index_opts)
     sources.add_feed_parser(sub, _add_index_opts)
 
@@ -152,22 +158,23 @@ def print_answer(answer, out=None, *, verbose: bool = False, text: bool = True) 
     file and quote."""
     out = out or sys.stdout
     if text:
-        print(answer.text, file=out)
+        print(term(answer.text), file=out)
     if answer.citations:
         print("\nSources:", file=out)
         for c in answer.citations:
             flag = "" if c.supported else "  (weak support)"
-            print(f"  [{c.n}] {c.title} ({c.date or 'undated'}) — {_display_source(c.source)}{flag}", file=out)
-            print(f"      “{' '.join(c.quote.split())}”  (chars {c.start}-{c.end})", file=out)
+            print(term(f"  [{c.n}] {c.title} ({c.date or 'undated'}) — {_display_source(c.source)}{flag}", line=True),
+                  file=out)
+            print(term(f"      “{' '.join(c.quote.split())}”  (chars {c.start}-{c.end})", line=True), file=out)
     if getattr(answer, "unsupported", None):
         print("\nNot supported by the cited sources:", file=out)
         for s in answer.unsupported:
-            print(f"  - {s}", file=out)
+            print(term(f"  - {s}", line=True), file=out)
     if verbose:
         print("\nRetrieved passages:", file=out)
         for i, p in enumerate(answer.passages, start=1):
-            print(f"  {i}. {p.article.id} #{p.chunk.ordinal} score={p.score:.4f} dense={p.dense_rank} "
-                  f"bm25={p.lexical_rank}: {p.chunk.text[:90]!r}", file=out)
+            print(term(f"  {i}. {p.article.id} #{p.chunk.ordinal} score={p.score:.4f} dense={p.dense_rank} "
+                       f"bm25={p.lexical_rank}: {p.chunk.text[:90]!r}"), file=out)
         if getattr(answer, "confidence", None) is not None:
             print(f"\nConfidence: {answer.confidence:.2f}" + (" (below the answer threshold: closest evidence only)"
                                                            if answer.abstained and answer.citations else ""), file=out)
@@ -193,7 +200,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     answer = None
     for item in assistant.ask_stream(args.question, since=args.since, until=args.until):
         if isinstance(item, str):
-            sys.stdout.write(item)
+            sys.stdout.write(term(item))
             sys.stdout.flush()
         else:
             answer = item
@@ -219,7 +226,27 @@ def cmd_model(args: argparse.Namespace) -> int:
     raise AssertionError(args.model_command)
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """``rag index check``: works on an index too damaged to open as an Assistant."""
+    from .assistant import default_index_dir
+    from .integrity import check_index
+
+    embedder = None
+    if args.embedder:
+        from .embed import make_embedder
+
+        embedder = make_embedder(args.embedder)
+    report = check_index(args.index or default_index_dir(), repair=args.repair, embedder=embedder)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(term(report.text()))
+    return 0 if report.ok else EXIT_USER_ERROR
+
+
 def cmd_index(args: argparse.Namespace) -> int:
+    if args.index_command == "check":
+        return cmd_check(args)
     assistant = _assistant(args, seed=False if args.index_command in ("add", "watch") else None)
     if args.index_command == "watch":
         return sources.watch(assistant, args)
@@ -233,11 +260,13 @@ def cmd_index(args: argparse.Namespace) -> int:
         else:
             for item in report.items:
                 if item.status == "failed":
-                    print(f"failed   {item.reason}", file=sys.stderr)
+                    print(term(f"failed   {item.reason}", line=True), file=sys.stderr)
                 elif item.status == "skipped":
-                    print(f"skipped  {_display_source(item.source)} ({item.reason})")
+                    print(term(f"skipped  {_display_source(item.source)} ({item.reason})", line=True))
                 else:
-                    print(f"{item.status:<8} {_display_source(item.source)} -> {item.article_id} ({item.chunks} chunks)")
+                    note = f"; {item.note}" if item.note else ""
+                    print(term(f"{item.status:<8} {_display_source(item.source)} -> {item.article_id} "
+                               f"({item.chunks} chunks{note})", line=True))
             print(report.summary())
         return 1 if report.failed and not (report.added or report.updated or report.skipped) else 0
     if args.index_command == "list":
@@ -248,13 +277,26 @@ def cmd_index(args: argparse.Namespace) -> int:
             print(json.dumps([asdict(r) for r in rows], ensure_ascii=False, indent=2))
         else:
             for r in rows:
-                print(f"{r.id}\t{r.date or '----------'}\t{r.chunks:>3} chunks\t{r.title}")
+                print("\t".join(term(x, line=True) for x in (r.id, r.date or "----------", f"{r.chunks:>3} chunks",
+                                                              r.title)))
             print(f"{len(rows)} articles")
         return 0
     if args.index_command == "rm":
-        for aid in args.ids:
-            assistant.remove(aid)
-            print(f"removed {aid}")
+        from .errors import InputError
+
+        missing = []
+        for aid in args.ids:  # every id is tried: one unknown id does not keep the others
+            try:
+                assistant.remove(aid)
+            except InputError:
+                missing.append(aid)
+                continue
+            print(term(f"removed {aid}", line=True))
+        if missing:
+            done = len(args.ids) - len(missing)
+            names = ", ".join(f"'{m}'" for m in missing)
+            rest = "" if len(args.ids) == 1 else f"; {f'the other {done} removed' if done else 'nothing removed'}"
+            raise InputError(f"no article with id {names} (see `rag index list`){rest}")
         return 0
     if args.index_command == "stats":
         st = assistant.stats()
@@ -342,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except RagError as e:
-        print(f"rag: error: {e}", file=sys.stderr)
+        print(term(f"rag: error: {e}", line=True), file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("rag: interrupted", file=sys.stderr)

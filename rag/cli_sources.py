@@ -12,6 +12,8 @@ import json
 import sys
 from collections.abc import Callable
 
+from .terminal import term
+
 
 def add_fetch_opts(p: argparse.ArgumentParser) -> None:
     """``--ignore-robots``, for every command that fetches pages."""
@@ -89,12 +91,12 @@ def print_feed(result, out=None) -> None:
     """One feed's outcome, then its entries that were added, updated or failed."""
     out = out or sys.stdout
     name = f"{result.title} ({result.url})" if result.title else result.url
-    print(f"{name}: {result.summary()}", file=out)
+    print(term(f"{name}: {result.summary()}"), file=out)
     for e in result.entries:
         if e.status == "failed":
-            print(f"  failed   {e.reason}", file=out)
+            print(term(f"  failed   {e.reason}", line=True), file=out)
         elif e.status in ("added", "updated"):
-            print(f"  {e.status:<8} {e.link} -> {e.article_id}", file=out)
+            print(term(f"  {e.status:<8} {e.link} -> {e.article_id}", line=True), file=out)
 
 
 def cmd_feed(args: argparse.Namespace, assistant) -> int:
@@ -104,7 +106,7 @@ def cmd_feed(args: argparse.Namespace, assistant) -> int:
     feeds = assistant.feeds
     if args.feed_command == "add":
         info, result = feeds.add(args.url, update=not args.no_fetch, settings=fetch_settings(args))
-        print(f"following {info.title or info.url}" + (f" ({info.url})" if info.title else ""))
+        print(term(f"following {info.title or info.url}" + (f" ({info.url})" if info.title else ""), line=True))
         if result is not None:
             print_feed(result)
         return 0
@@ -120,7 +122,8 @@ def cmd_feed(args: argparse.Namespace, assistant) -> int:
             state = f.status or "not checked yet"
             if f.error:
                 state += f": {f.error}"
-            print(f"{f.url}\t{f.title or '(untitled)'}\t{f.articles} articles\tchecked {checked}\t{state}")
+            print(f"{term(f.url, line=True)}\t{term(f.title or '(untitled)', line=True)}\t{f.articles} articles"
+                  f"\tchecked {checked}\t{term(state, line=True)}")
         print(f"{len(rows)} feeds")
         return 0
     if args.feed_command == "rm":

@@ -29,3 +29,8 @@ class EmbedderMismatchError(RagError):
 
 class ModelError(RagError):
     """A GGUF model path that is missing, unreadable or not a GGUF file."""
+
+
+class IndexAccessError(RagError):
+    """The index cannot be written (read-only, disk full, busy) or its folder cannot be created;
+    what was already stored is intact."""

@@ -136,6 +136,7 @@ class IngestItem:
     article_id: str | None = None
     reason: str | None = None
     chunks: int = 0
+    note: str | None = None  # stored, but something in it was not used (e.g. a date not understood)
 
 
 @dataclass

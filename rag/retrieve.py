@@ -24,9 +24,9 @@ from importlib import resources
 import numpy as np
 
 from .chunk import split_sentences
-from .errors import ConfigError
+from .errors import ConfigError, IndexCorruptError
 from .models import Passage, Query
-from .store import Store
+from .store import REPAIR_HINT, Store
 from .text import content_terms, tokens
 from .vocab import alias_table
 
@@ -247,6 +247,7 @@ class Retriever:
             pool = self._fused(query, want)
         else:
             pool = self.reranker.rerank(query, self._fused(query, max(want, self.reranker.candidates)), want)
+        check_passages(pool, getattr(self.store, "dir", None) or "the index")
         return widen(pool, cfg.context_words)[:top_k] if widening else pool
 
     def candidates(self, query: Query) -> tuple[list[tuple[int, float]], list[tuple[int, float]], np.ndarray | None]:
@@ -333,6 +334,17 @@ class Retriever:
             keep = set(out) | set(capped[: top_k - len(out)])
             out = [c for c in ranked if c in keep]
         return out
+
+
+def check_passages(passages: list[Passage], where: object) -> None:
+    """Every passage must be its article's text at its offsets: a damaged row would otherwise
+    become an answer quoting words the article does not have (checked before widening, which
+    re-reads the span from the article)."""
+    for p in passages:
+        if p.article.text[p.chunk.start:p.chunk.end] != p.chunk.text:
+            raise IndexCorruptError(
+                f"{where}: passage {p.chunk.id} of article '{p.article.id}' does not match the article's "
+                f"text: the index is damaged; {REPAIR_HINT}")
 
 
 def widen(passages: list[Passage], words: int) -> list[Passage]:

@@ -5,7 +5,8 @@ markup (escaping article text), so this module only wires components to callback
 the per-turn source cards live in each browser session's own ``gr.State``; nothing about one
 conversation is held at module or app level, so concurrent users never see each other's turns.
 Requests go through Gradio's queue: answering runs a few at a time (the LLM itself behind one
-lock), ingestion one at a time in its own queue so it never holds up questions.
+lock), uploads a few at a time in their own queue so they never hold up questions; uploads being
+indexed take turns in small steps, so a huge file does not hold up someone else's small one.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .config import DEFAULT_HOST, DEFAULT_PORT, check_port, exposure_warning, pa
 from .feeds import build_feeds_section  # noqa: E402
 
 CHAT_CONCURRENCY = 4  # retrieval + extractive answers are quick; the LLM is serialised by a lock
+UPLOAD_CONCURRENCY = 4  # uploads indexed at once; they take turns in bounded steps (rag.indexer)
 SEED_EXAMPLES = (
     "When does Alonso's contract expire?",
     "Who is the caretaker manager of Brazil?",
@@ -134,7 +136,7 @@ def _settings_info(backend: ChatBackend) -> str:
     lines = [
         f"**Embedder:** `{backend.embedder_name}`",
         f"**LLM:** `{model}`" if model else "**LLM:** none configured (`rag chat --model FILE.gguf`); answers are extractive",
-        f"**Index:** `{backend.index_dir}` ({n_articles} articles)",
+        f"**Index:** `{backend.index_dir.name}` ({n_articles} articles)",
     ]
     return "  \n".join(lines)
 
@@ -229,7 +231,7 @@ def build_app(assistant: Any, *, examples: tuple[str, ...] | list[str] = SEED_EX
                     chat[-1] = {"role": "assistant", "content": render.answer_markdown(streamed, turn)}
                     yield "", chat, chat, history, shown, gr.update()
             except RagError as e:
-                chat[-1] = {"role": "assistant", "content": f"**Error:** {render.md_text(str(e))}"}
+                chat[-1] = {"role": "assistant", "content": f"**Error:** {render.md_text(backend.public(str(e)))}"}
                 yield "", chat, chat, history, shown, gr.update()
                 return
             except Exception:  # a bug: say so in the chat, and let Gradio log the traceback
@@ -271,7 +273,7 @@ def build_app(assistant: Any, *, examples: tuple[str, ...] | list[str] = SEED_EX
             html = render.ingest_report_html(result.report, result.rejected, _roots(backend))
             return html, *_articles_table(backend), None
 
-        add.click(add_files, [files], [report, table, pick, files], concurrency_limit=1,
+        add.click(add_files, [files], [report, table, pick, files], concurrency_limit=UPLOAD_CONCURRENCY,
                   concurrency_id="ingest")
 
         def remove_article(article_id: str | None) -> tuple:
@@ -279,10 +281,10 @@ def build_app(assistant: Any, *, examples: tuple[str, ...] | list[str] = SEED_EX
                 info = backend.remove(article_id or "")
                 msg = f"Removed **{render.md_text(info.title)}** ({render.md_text(info.id)})."
             except RagError as e:
-                msg = f"**Error:** {render.md_text(str(e))}"
+                msg = f"**Error:** {render.md_text(backend.public(str(e)))}"
             return msg, *_articles_table(backend)
 
-        remove.click(remove_article, [pick], [removed, table, pick], concurrency_limit=1,
+        remove.click(remove_article, [pick], [removed, table, pick], concurrency_limit=UPLOAD_CONCURRENCY,
                      concurrency_id="ingest")
 
         def refresh() -> tuple:
@@ -320,8 +322,10 @@ def serve(assistant: Any, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
     except OSError as e:
         raise ConfigError(f"cannot serve on {host}:{port}: {e}") from None
     warm = getattr(assistant.embedder, "encode", None)
+    warming = None
     if callable(warm):  # load the embedder while the page opens, so the first answer is quick
-        threading.Thread(target=lambda: warm(["warm up"]), name="rag-warm-up", daemon=True).start()
+        warming = threading.Thread(target=lambda: warm(["warm up"]), name="rag-warm-up", daemon=True)
+        warming.start()
     if not quiet:
         shown = f"[{host}]" if ":" in host else host
         print(f"Chat running at http://{shown}:{port}/ (Ctrl+C to stop)", file=sys.stderr)
@@ -331,4 +335,6 @@ def serve(assistant: Any, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                 time.sleep(0.2)
         finally:
             demo.close()
+            if warming is not None:  # a model half-loaded by native threads must not be torn down
+                warming.join(timeout=60)  # under them at exit (ONNX Runtime aborts the process)
     return demo

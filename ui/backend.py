@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import logging
 import os
 import shutil
 import threading
@@ -23,7 +24,9 @@ from typing import Any
 from rag.errors import ConfigError, InputError, RagError
 from rag.models import Answer, ArticleInfo, IngestItem, IngestReport
 
-from .render import sanitize_filename
+from .render import public_message, sanitize_filename
+
+log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 10_000_000  # news articles are KBs; a bigger file is a mistake
 UPLOADS_DIRNAME = "uploads"
@@ -80,7 +83,8 @@ class ChatBackend:
     def __init__(self, assistant: Any, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> None:
         self.assistant = assistant
         self.max_upload_bytes = max_upload_bytes
-        self.ingest_lock = threading.Lock()
+        self.ingest_lock = threading.Lock()  # held briefly, for the uploads folder's files only
+        self._in_flight: set[str] = set()  # upload names being indexed right now
         self.index_dir = Path(assistant.index_dir).resolve()
         self.uploads_dir = self.index_dir / UPLOADS_DIRNAME
         stream = getattr(assistant, "ask_stream", None)
@@ -192,7 +196,10 @@ class ChatBackend:
 
         Names are sanitised (no directories, no hidden files, whitelisted suffix), sizes are
         checked before anything is copied, and every write stays inside the uploads folder. A
-        file that fails to index leaves the previous upload of the same name in place.
+        file that fails to index leaves the previous upload of the same name in place, and
+        whatever happens (a bad file, an internal error) no copy is left behind that is not an
+        indexed article. Several uploads are indexed at once, taking turns in small steps (see
+        ``rag.indexer``), so a huge file does not hold up someone else's small one.
         """
         result = UploadResult(report=IngestReport())
         planned: dict[str, Path] = {}
@@ -219,39 +226,64 @@ class ChatBackend:
                 planned[name] = src
         if not planned:
             return result
-        with self.ingest_lock:
-            self.uploads_dir.mkdir(parents=True, exist_ok=True)
-            backups: dict[Path, Path] = {}
-            for name, src in planned.items():
-                dest = (self.uploads_dir / name).resolve()
-                if dest.parent != self.uploads_dir:  # defence in depth: sanitize_filename forbids it
-                    result.rejected.append((src.name, f"{src.name}: refused file name"))
-                    continue
-                tmp = self.uploads_dir / f".incoming-{uuid.uuid4().hex}{dest.suffix}"
-                shutil.copyfile(src, tmp)
-                if dest.exists():
-                    backup = self.uploads_dir / f".previous-{uuid.uuid4().hex}-{name}"
-                    os.replace(dest, backup)
-                    backups[dest] = backup
-                os.replace(tmp, dest)
-                result.saved.append(dest)
+        backups: dict[Path, Path] = {}
+        reserved: list[str] = []
+        try:
+            with self.ingest_lock:
+                self.uploads_dir.mkdir(parents=True, exist_ok=True)
+                for name, src in planned.items():
+                    if name in self._in_flight:
+                        result.rejected.append((src.name, f"{src.name}: another upload of {name} is being indexed; "
+                                                          "try again when it is done"))
+                        continue
+                    dest = (self.uploads_dir / name).resolve()
+                    if dest.parent != self.uploads_dir:  # defence in depth: sanitize_filename forbids it
+                        result.rejected.append((src.name, f"{src.name}: refused file name"))
+                        continue
+                    tmp = self.uploads_dir / f".incoming-{uuid.uuid4().hex}{dest.suffix}"
+                    try:
+                        shutil.copyfile(src, tmp)
+                    except OSError as e:  # a full disk, say: this file is refused, nothing is left
+                        tmp.unlink(missing_ok=True)
+                        result.rejected.append((src.name, f"{src.name}: cannot store the upload ({e.strerror or e})"))
+                        continue
+                    if dest.exists():
+                        backup = self.uploads_dir / f".previous-{uuid.uuid4().hex}-{name}"
+                        os.replace(dest, backup)
+                        backups[dest] = backup
+                    os.replace(tmp, dest)
+                    self._in_flight.add(name)
+                    reserved.append(name)
+                    result.saved.append(dest)
             if result.saved:
                 try:
                     result.report = self.assistant.add(result.saved, progress=progress)
                 except RagError as e:
                     result.report = IngestReport(items=[IngestItem(str(p), "failed", reason=str(e))
                                                         for p in result.saved])
-            self._settle(result, backups)
+                except Exception:  # a bug: each file says so, the copies go, the log has the traceback
+                    log.exception("indexing an upload failed")
+                    result.report = IngestReport(items=[
+                        IngestItem(str(p), "failed", reason=f"{p.name}: indexing stopped by an internal error "
+                                                            "(see the server log)") for p in result.saved])
+        finally:
+            with self.ingest_lock:
+                self._settle(result, backups)
+                self._in_flight.difference_update(reserved)
         return result
 
     def _settle(self, result: UploadResult, backups: dict[Path, Path]) -> None:
-        """Keeps copies that were indexed; restores or drops the rest."""
+        """Keeps copies that were indexed; restores or drops the rest (also when indexing was
+        interrupted: then a copy stays only if its article is in the index)."""
         status: dict[str, set[str]] = {}
         for item in result.report.items:
             status.setdefault(item.source.split("#", 1)[0].split(": ", 1)[0], set()).add(item.status)
         for dest in result.saved:
             got = status.get(str(dest), set())
-            indexed = bool(got & {"added", "updated"}) or got == {"skipped"} and self._indexed(dest)
+            if not got:  # no report for it: interrupted
+                indexed = self._indexed_any(dest)
+            else:
+                indexed = bool(got & {"added", "updated"}) or got == {"skipped"} and self._indexed(dest)
             backup = backups.get(dest)
             if indexed:
                 if backup is not None:
@@ -306,3 +338,15 @@ class ChatBackend:
     def refresh_feeds(self) -> Any:
         """Updates every feed now (waits for a background refresh in progress to finish)."""
         return self._feeds().update()
+
+    def _indexed_any(self, path: Path) -> bool:
+        """Whether the file or any record of it (JSONL/CSV rows) is indexed."""
+        try:
+            return self._indexed(path) or self._source_used(path)
+        except Exception:  # noqa: BLE001 - the index itself failing: the copy cannot be vouched for
+            return False
+
+    def public(self, message: str) -> str:
+        """A message for the page: paths on the server shown relative to the index folder or
+        the uploads folder (visitors see file names, never the server's directory layout)."""
+        return public_message(message, (self.index_dir,))

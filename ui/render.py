@@ -75,6 +75,17 @@ def display_source(source: str, roots: list[Path] | tuple[Path, ...] = ()) -> st
     return str(source)
 
 
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~-])/(?:[^\s/'\"`()]+/)+([^\s/'\"`()]*)")
+
+
+def public_message(message: str, roots: list[Path] | tuple[Path, ...] = ()) -> str:
+    """``message`` without absolute server paths, for the page: under one of ``roots`` a path is
+    shown relative to it, any other absolute path by its last part."""
+    for root in roots:
+        message = message.replace(f"{root}{os.sep}", "")
+    return _ABSOLUTE_PATH.sub(lambda m: m.group(1) or m.group(0).rstrip("/").rsplit("/", 1)[-1], message)
+
+
 # ------------------------------------------------------------------ highlighting
 
 
@@ -290,10 +301,13 @@ def sources_panel(turns: list[str]) -> str:
 def ingest_report_html(report: IngestReport, rejected: list[tuple[str, str]] = (),
                        roots: tuple[Path, ...] | list[Path] = ()) -> str:
     """A table of what happened to each uploaded file (rejections before indexing included)."""
-    rows = [(name, "failed", "", reason) for name, reason in rejected]
+    rows = [(name, "failed", "", public_message(reason, roots)) for name, reason in rejected]
     for it in report.items:
         detail = f"{it.chunks} chunk{'' if it.chunks == 1 else 's'}" if it.status in ("added", "updated") else ""
-        rows.append((display_source(it.source, roots), it.status, it.article_id or "", it.reason or detail))
+        if getattr(it, "note", None):
+            detail = f"{detail}; {it.note}"
+        rows.append((public_message(display_source(it.source, roots), roots), it.status, it.article_id or "",
+                     public_message(it.reason or detail, roots)))
     counts = {s: sum(1 for r in rows if r[1] == s) for s in ("added", "updated", "skipped", "failed")}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items())
     body = "".join(
