@@ -125,7 +125,8 @@ def _prepare(assistant: Any, *, host: str, port: int, api_key: str | None, auth:
     server.url = url  # type: ignore[attr-defined]
     warm = getattr(getattr(assistant, "embedder", None), "encode", None)
     if callable(warm):  # load the embedder while the server starts, so the first answer is quick
-        threading.Thread(target=lambda: warm(["warm up"]), name="rag-warm-up", daemon=True).start()
+        server.warming = threading.Thread(target=lambda: warm(["warm up"]), name="rag-warm-up", daemon=True)
+        server.warming.start()
     return server, sock
 
 
@@ -139,6 +140,9 @@ def serve(assistant: Any, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
         server.run(sockets=[sock])
     finally:
         sock.close()
+        warming = getattr(server, "warming", None)
+        if warming is not None:  # a model half-loaded by native threads must not be torn down
+            warming.join(timeout=60)  # under them at exit (ONNX Runtime aborts the process)
 
 
 def start(assistant: Any, *, host: str = DEFAULT_HOST, port: int = 0, api_key: str | None = None,
