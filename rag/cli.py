@@ -18,7 +18,9 @@ EXIT_USER_ERROR = 2
 
 
 def _add_index_opts(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--index", metavar="DIR", help="index folder (default: $RAG_INDEX or ./index of the project)")
+    p.add_argument("--index", metavar="DIR|URL",
+                   help="index folder, or postgresql://USER:PASSWORD@HOST:PORT/DB for an index in PostgreSQL "
+                        "(default: $RAG_INDEX or ./index of the project)")
     p.add_argument("--embedder", metavar="NAME_OR_PATH",
                    help="all-MiniLM-L6-v2-int8 (ONNX), all-MiniLM-L6-v2 (PyTorch) or a sentence-transformers "
                         "model (default: int8 where onnxruntime is installed; an index keeps its own)")
@@ -243,8 +245,9 @@ def cmd_index(args: argparse.Namespace) -> int:
 
             print(json.dumps(asdict(st), indent=2))
         else:
+            vectors = "vectors:  " if st.path.startswith("postgresql://") else "faiss:    "
             print(f"index:     {st.path}\narticles:  {st.articles}\nchunks:    {st.chunks}\n"
-                  f"embedder:  {st.embedder} ({st.dimension}-dim)\nfaiss:     {st.faiss_type}\n"
+                  f"embedder:  {st.embedder} ({st.dimension}-dim)\n{vectors} {st.faiss_type}\n"
                   f"generation {st.generation}\nsize:      {st.size_bytes / 1e6:.2f} MB")
         return 0
     raise AssertionError(args.index_command)
@@ -257,6 +260,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .embed import make_embedder
     from .errors import ConfigError
     from .evaluate import eval_index_dir, evaluate, load_records, sync_corpus
+    from .stores import describe_index
 
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
@@ -271,7 +275,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     assistant.retriever.config = replace(assistant.retriever.config, mode=args.retrieval)
     if args.corpus:
         if sys.stderr.isatty():
-            print(f"Indexing {args.corpus} into {assistant.index_dir}…", file=sys.stderr)
+            print(f"Indexing {args.corpus} into {describe_index(assistant.index_dir)}…", file=sys.stderr)
         sync_corpus(assistant, args.corpus)
     tty = sys.stderr.isatty()
 

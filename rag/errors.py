@@ -29,3 +29,8 @@ class EmbedderMismatchError(RagError):
 
 class ModelError(RagError):
     """A GGUF model path that is missing, unreadable or not a GGUF file."""
+
+
+class IndexUnavailableError(RagError):
+    """The index's database server cannot be used: unreachable, login refused, no such database,
+    or pgvector missing. Messages name the server, never the password."""

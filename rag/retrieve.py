@@ -16,6 +16,7 @@ from functools import lru_cache
 
 from .chunk import split_sentences
 from .errors import ConfigError
+from .lexical import LexicalQuery
 from .models import Passage, Query
 from .store import Store
 from .text import STOPWORDS, content_terms, name_phrases, stem, tokens
@@ -133,18 +134,23 @@ def analyse(question: str, *, since: str | None = None, until: str | None = None
     )
 
 
-def fts_match(query: Query) -> str:
-    """An FTS5 MATCH expression: any content term or expansion phrase (BM25 ranks the rest)."""
+def lexical_query(query: Query) -> LexicalQuery:
+    """Any content term or expansion phrase (BM25 ranks the rest); each store renders it."""
     parts = []
     for t in query.terms:
         t = t.replace('"', "")
         if t:
-            parts.append(f'"{t}"')
+            parts.append(t)
     for phrase in query.expanded:
         ph = " ".join(tokens(phrase))
         if ph:
-            parts.append(f'"{ph}"')
-    return " OR ".join(dict.fromkeys(parts))
+            parts.append(ph)
+    return LexicalQuery(tuple(dict.fromkeys(parts)))
+
+
+def fts_match(query: Query) -> str:
+    """An FTS5 MATCH expression: any content term or expansion phrase (BM25 ranks the rest)."""
+    return lexical_query(query).fts5()
 
 
 RETRIEVAL_MODES = ("hybrid", "rrf", "dense", "bm25")
@@ -255,14 +261,14 @@ class Retriever:
         """Passages holding the words as a phrase (the store caches the FTS5 counts)."""
         return self.store.document_frequency(f'"{words.replace(chr(34), "")}"', n_chunks)
 
-    def _bridge_match(self, query: Query, name: str) -> str | None:
+    def _bridge_match(self, query: Query, name: str) -> LexicalQuery | None:
         """BM25 for the bridge name AND one of the question's informative words (None if none):
         words that nearly every passage has would let any passage mentioning the name in."""
         informative = [t for t in query.terms if query.rarity.get(t, 1.0) >= self.config.bridge_min_rarity]
         if not informative:
             return None
-        terms = " OR ".join(dict.fromkeys(f'"{t.replace(chr(34), "")}"' for t in informative))
-        return f'"{" ".join(tokens(name))}" AND ({terms})'
+        terms = tuple(dict.fromkeys(t.replace(chr(34), "") for t in informative))
+        return LexicalQuery(terms, (" ".join(tokens(name)),))
 
     def _is_informative(self, name: str) -> bool:
         """A bridge name that most passages mention (a club in every report) leads nowhere."""
@@ -285,7 +291,7 @@ class Retriever:
         lexical: list[tuple[int, float]] = []
         dense: list[tuple[int, float]] = []
         if cfg.mode != "dense":
-            lexical = self.store.lexical_search(fts_match(query), cfg.depth, query.since, query.until)
+            lexical = self.store.lexical_search(lexical_query(query), cfg.depth, query.since, query.until)
             if lexical and cfg.lexical_floor:
                 # BM25 gives words that every passage has a score of ~0; a passage matching only
                 # those ranks by accident, and rank fusion would count that rank as evidence

@@ -22,6 +22,7 @@ from typing import Any
 
 from rag.errors import ConfigError, InputError, RagError
 from rag.models import Answer, ArticleInfo, IngestItem, IngestReport
+from rag.stores import describe_index, is_dsn, uploads_dir
 
 from .render import sanitize_filename
 
@@ -81,8 +82,10 @@ class ChatBackend:
         self.assistant = assistant
         self.max_upload_bytes = max_upload_bytes
         self.ingest_lock = threading.Lock()
-        self.index_dir = Path(assistant.index_dir).resolve()
-        self.uploads_dir = self.index_dir / UPLOADS_DIRNAME
+        index = assistant.index_dir
+        self.uploads_dir = uploads_dir(index)  # <index>/uploads, or a cache folder for a database
+        self.index_dir = Path(index).resolve() if not is_dsn(index) else self.uploads_dir.parent
+        self.index_label = describe_index(index)  # never a password
         stream = getattr(assistant, "ask_stream", None)
         self._extractive: Any = None
         self._stream_kw = _accepted_keywords(stream, getattr(assistant, "ask", None)) if stream else set()

@@ -1,0 +1,672 @@
+"""The index in PostgreSQL with pgvector: the store for many processes and many machines.
+
+Same interface and guarantees as the SQLite store (``rag/store.py``), so retrieval and its
+fusion are shared: this store only supplies candidates. The database is the only state: every
+process (ingests, app servers, ``rag ask``) reads and writes it directly, so an article one
+process adds is searched by every other at once, and a removed one is gone for all of them.
+Nothing is cached across a write except by generation (a counter every committed batch bumps).
+
+- **Vectors**: ``chunks.embedding vector(dim)`` with an HNSW index (inner product; vectors are
+  normalised). Searches read ``hnsw.ef_search`` candidates; with a date filter, an exact scan of
+  the passages in range when they are few, else a wider HNSW search filtered afterwards.
+- **BM25 in SQL**: FTS5's formula (k1 1.2, b 0.75, title weighted 0.4) over a generated
+  ``tsvector`` with a GIN index. The term frequency of each phrase in a passage is
+  ``ts_rank_cd`` with no normalisation and weights {title 0.4, text 1}: for a one-word or
+  one-phrase query, cover density is exactly the weighted count of occurrences. Document
+  frequencies are counted through the GIN index and cached like the SQLite store's; passage
+  and token totals are counters in ``rag_state``. Reading a candidate's tsvector costs a few
+  microseconds, so above ``lexical_budget`` passages an OR query keeps its rarest phrases within
+  that many postings, as the SQLite store does above its own budget.
+- **Writes**: one transaction per batch. Article ids, sources and texts are unique
+  constraints; a batch that meets a concurrent writer's rows (``ON CONFLICT``) resolves them
+  as the SQLite store would have (same text: skipped; same source: replaced; same id: the
+  next free one), and a deadlock between two ingests is retried.
+- **Reads** may go to a replica (``read_dsn``, ``$RAG_INDEX_READ``); writes and the lookups
+  that decide them always go to the primary.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import random
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import EmbedderMismatchError, IndexCorruptError, IndexUnavailableError
+from .lexical import LexicalQuery
+from .models import Article, ArticleInfo, Chunk, IndexStats
+from .pgschema import (LOCK_KEY, MIGRATIONS, SCHEMA_VERSION, TABLES, TEXT_WEIGHT, TITLE_WEIGHT,
+                       connect_error, server_of, vector_error)
+from .store import NewArticle
+
+log = logging.getLogger(__name__)
+
+K1, B = 1.2, 0.75
+RANK_WEIGHTS = f"{{0,0,{TITLE_WEIGHT},{TEXT_WEIGHT}}}"  # ts_rank_cd weights D, C, B (title), A (text)
+_WORD = re.compile(r"[^\W_]+")
+
+
+@dataclass(frozen=True)
+class PgConfig:
+    """How the PostgreSQL store searches and connects.
+
+    Attributes:
+        pool_size: connections per process (per server) at most.
+        ef_search: HNSW candidates per vector search (``hnsw.ef_search``); more is slower and
+            closer to exact.
+        hnsw_m, hnsw_ef_construction: graph degree and build-time candidates of a new index.
+        exact_max: a date-filtered vector search scans exactly when at most this many passages
+            are in range.
+        lexical_budget: above this many passages, an OR query keeps its rarest phrases within
+            this many postings (None: never).
+        connect_timeout: seconds to wait for a server before saying it cannot be reached.
+    """
+
+    pool_size: int = 8
+    ef_search: int = 100
+    hnsw_m: int = 16
+    hnsw_ef_construction: int = 64
+    exact_max: int = 20_000
+    lexical_budget: int | None = 10_000
+    connect_timeout: int = 10
+
+
+def _words(text: str) -> int:
+    """Tokens as FTS5's unicode61 counts them (runs of letters and digits): BM25's length."""
+    return len(_WORD.findall(text))
+
+
+def _guard(method):
+    """A server that goes away mid-call is an IndexUnavailableError naming it, not a traceback."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            return method(self, *args, **kwargs)
+        except (psycopg.OperationalError, PoolTimeout) as e:
+            raise IndexUnavailableError(f"index {self.server}: lost the connection ({' '.join(str(e).split())})") from None
+
+    return wrapper
+
+
+class PgStore:
+    """One index in a PostgreSQL database. Thread-safe; any number of processes may share it."""
+
+    def __init__(self, dsn: str, *, embedder_name: str, create: bool = True, read_dsn: str | None = None,
+                 config: PgConfig | None = None) -> None:
+        self.dsn = dsn
+        self.read_dsn = read_dsn or None
+        self.server = server_of(dsn)
+        self.dir = None  # no folder: what a folder store keeps there lives in the database
+        self.embedder_name = embedder_name
+        self.config = config or PgConfig()
+        self.lexical_budget = self.config.lexical_budget
+        self._lock = threading.Lock()
+        self._gen = -1
+        self._articles: dict[str, Article] = {}
+        self._df: dict[str, tuple[int, int]] = {}  # phrase -> (passages then, passages holding it)
+        self._tsq: dict[str, str] = {}  # phrase -> its tsquery text
+        self._range: dict[tuple, int] = {}
+        self._dim: int | None = None
+        with self._connect(dsn) as conn:
+            self._prepare(conn, create)
+        self._pool = self._open_pool(dsn)
+        self._read_pool = self._open_pool(self.read_dsn, what="read replica") if self.read_dsn else self._pool
+
+    # ------------------------------------------------------------------ connecting
+
+    def _connect(self, dsn: str, what: str = "index"):
+        import psycopg
+
+        try:
+            return psycopg.connect(dsn, autocommit=True, connect_timeout=self.config.connect_timeout)
+        except psycopg.Error as e:
+            raise connect_error(e, dsn, what=what) from None
+
+    def _open_pool(self, dsn: str, what: str = "index"):
+        from psycopg_pool import ConnectionPool
+
+        self._connect(dsn, what).close()  # a clear error now rather than a pool timeout later
+        pool = ConnectionPool(dsn, min_size=1, max_size=self.config.pool_size, open=False,
+                              kwargs={"autocommit": True, "connect_timeout": self.config.connect_timeout},
+                              configure=self._configure, timeout=self.config.connect_timeout + 5,
+                              name=f"rag {what}")
+        pool.open(wait=True, timeout=self.config.connect_timeout + 5)
+        return pool
+
+    def _configure(self, conn) -> None:
+        """Every connection: vectors as numpy arrays, and index scans for every search. The
+        planner would scan the whole table for a common word, reading every passage's tsvector
+        (seconds at 1M passages); through the GIN index a count costs milliseconds."""
+        from pgvector.psycopg import register_vector
+
+        register_vector(conn)
+        conn.execute(f"SET enable_seqscan = off; SET hnsw.ef_search = {int(self.config.ef_search)}")
+
+    def _prepare(self, conn, create: bool) -> None:
+        """Creates or upgrades the schema (under an advisory lock), then checks the embedder."""
+        import psycopg
+
+        version = self._schema_version(conn)
+        if version is None and not create:
+            raise IndexCorruptError(f"index {self.server}: no index in this database")
+        if version is None or version < SCHEMA_VERSION:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+                version = self._schema_version(conn)  # another process may have done it meanwhile
+                try:
+                    conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                except psycopg.Error as e:
+                    raise vector_error(e, self.server) from None
+                for step in range(version or 0, SCHEMA_VERSION):
+                    for statement in MIGRATIONS[step]:
+                        conn.execute(statement)
+                    conn.execute("INSERT INTO rag_meta VALUES ('schema_version', %s) "
+                                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(step + 1),))
+            version = SCHEMA_VERSION
+        if version > SCHEMA_VERSION:
+            raise IndexCorruptError(
+                f"index {self.server}: schema version {version} is newer than this program ({SCHEMA_VERSION})")
+        stored = self._meta(conn, "embedder")
+        if stored is not None and stored != self.embedder_name:
+            raise EmbedderMismatchError(
+                f"index {self.server}: was built with embedder '{stored}', not '{self.embedder_name}'; "
+                "use the same embedder or another database")
+
+    @staticmethod
+    def _schema_version(conn) -> int | None:
+        if conn.execute("SELECT to_regclass('rag_meta')").fetchone()[0] is None:
+            return None
+        v = conn.execute("SELECT value FROM rag_meta WHERE key = 'schema_version'").fetchone()
+        return int(v[0]) if v else None
+
+    @staticmethod
+    def _meta(conn, key: str) -> str | None:
+        row = conn.execute("SELECT value FROM rag_meta WHERE key = %s", (key,)).fetchone()
+        return row[0] if row else None
+
+    @contextmanager
+    def _write(self) -> Iterator:
+        with self._pool.connection() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator:
+        with self._read_pool.connection() as conn:
+            yield conn
+
+    # ------------------------------------------------------------------ meta
+
+    @property
+    def generation(self) -> int:
+        return self._state()[0]
+
+    @property
+    def dimension(self) -> int | None:
+        if self._dim is None:  # once recorded, it never changes
+            with self._read() as conn:
+                d = self._meta(conn, "dimension")
+            self._dim = int(d) if d is not None else None
+        return self._dim
+
+    @_guard
+    def check_dimension(self, dim: int) -> None:
+        """Records the embedder and its dimension with the first vectors (typing the column and
+        building its HNSW index), or refuses vectors of another dimension."""
+        with self._write() as conn:
+            stored = self._meta(conn, "dimension")
+            if stored is None:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+                    stored = self._meta(conn, "dimension")
+                    if stored is None:
+                        conn.execute(f"ALTER TABLE chunks ALTER COLUMN embedding TYPE vector({int(dim)})")
+                        conn.execute("ALTER TABLE chunks ALTER COLUMN embedding SET NOT NULL")
+                        self._create_vector_index(conn)
+                        conn.execute("INSERT INTO rag_meta VALUES ('dimension', %s), ('embedder', %s)",
+                                     (str(dim), self.embedder_name))
+                        stored = str(dim)
+        if int(stored) != dim:
+            raise EmbedderMismatchError(
+                f"index {self.server}: vectors have dimension {stored}, the embedder gives {dim}")
+
+    def _create_vector_index(self, conn) -> None:
+        cfg = self.config
+        conn.execute(f"CREATE INDEX IF NOT EXISTS chunks_embedding ON chunks USING hnsw (embedding vector_ip_ops) "
+                     f"WITH (m = {int(cfg.hnsw_m)}, ef_construction = {int(cfg.hnsw_ef_construction)})")
+
+    @_guard
+    def checkpoint(self, *, final: bool = True) -> bool:
+        """Builds the vector index if a bulk load left it out; True if it did."""
+        if not final:
+            return False
+        with self._write() as conn:
+            if self._meta(conn, "dimension") is None:
+                return False
+            if conn.execute("SELECT to_regclass('chunks_embedding')").fetchone()[0] is not None:
+                return False
+            t0 = time.perf_counter()
+            self._create_vector_index(conn)
+        log.info("%s: built the HNSW index in %.1fs", self.server, time.perf_counter() - t0)
+        return True
+
+    @contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Within: writes into an empty index go without the HNSW index, built once at the end
+        (much faster than growing the graph a vector at a time). No-op for a non-empty index,
+        where other processes may be searching."""
+        dropped = False
+        with self._write() as conn:
+            if self._state()[2] == 0 and self._meta(conn, "dimension") is not None:
+                conn.execute("DROP INDEX IF EXISTS chunks_embedding")
+                dropped = True
+        try:
+            yield
+        finally:
+            if dropped:
+                self.checkpoint()
+
+    # ------------------------------------------------------------------ state and caches
+
+    @_guard
+    def _state(self) -> tuple[int, int, int, int]:
+        """(generation, articles, chunks, tokens); a new generation empties the caches that
+        could hold what it changed."""
+        with self._read() as conn:
+            gen, n_articles, n_chunks, n_tokens = conn.execute(
+                "SELECT generation, articles, chunks, tokens FROM rag_state WHERE id = 1").fetchone()
+        if gen != self._gen:
+            with self._lock:
+                self._articles.clear()
+                self._range.clear()
+                self._gen = gen
+        return int(gen), int(n_articles), int(n_chunks), int(n_tokens)
+
+    def count(self) -> tuple[int, int]:
+        """(articles, chunks)."""
+        _, a, c, _ = self._state()
+        return a, c
+
+    # ------------------------------------------------------------------ articles
+
+    @_guard
+    def lookup_source(self, source: str) -> tuple[str, str] | None:
+        with self._write() as conn:
+            row = conn.execute("SELECT id, hash FROM articles WHERE source = %s", (source,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    @_guard
+    def lookup_sources(self, sources: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """{source: (id, hash)} for those stored; one query for a batch."""
+        with self._write() as conn:
+            rows = conn.execute("SELECT source, id, hash FROM articles WHERE source = ANY(%s)", (list(sources),))
+            return {r[0]: (r[1], r[2]) for r in rows}
+
+    @_guard
+    def lookup_hash(self, content_hash: str) -> str | None:
+        with self._write() as conn:
+            row = conn.execute("SELECT id FROM articles WHERE hash = %s", (content_hash,)).fetchone()
+        return row[0] if row else None
+
+    @_guard
+    def write_batch(self, items: Sequence[NewArticle], *, replace: Iterable[str] = ()) -> dict[str, str]:
+        """Stores a batch in one transaction (replacing the given article ids first); the final
+        article id for each source. A deadlock with another writer is retried."""
+        import psycopg
+
+        replace = list(replace)
+        if not items and not replace:
+            return {}
+        for item in items:
+            if item.vectors.shape[0] != len(item.chunks):
+                raise ValueError("one vector per chunk is required")
+        dims = {int(i.vectors.shape[1]) for i in items if len(i.chunks)}
+        for dim in dims:
+            self.check_dimension(dim)
+        for attempt in range(8):
+            try:
+                return self._write_batch(items, replace)
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as e:
+                if attempt == 7:
+                    raise IndexUnavailableError(f"index {self.server}: gave up after repeated conflicts ({e})") from None
+                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _write_batch(self, items: Sequence[NewArticle], replace: list[str]) -> dict[str, str]:
+        ids: dict[str, str] = {}
+        d_articles = d_chunks = d_tokens = 0
+        with self._write() as conn, conn.transaction():
+            for aid in replace:
+                a, c, t = self._delete(conn, aid)
+                d_articles, d_chunks, d_tokens = d_articles - a, d_chunks - c, d_tokens - t
+            rows = []
+            for item in items:
+                aid, inserted, removed = self._insert_article(conn, item)
+                ids[item.article.source] = aid
+                d_articles, d_chunks, d_tokens = (d_articles - removed[0], d_chunks - removed[1],
+                                                  d_tokens - removed[2])
+                if not inserted:
+                    continue
+                d_articles += 1
+                a = item.article
+                vecs = np.ascontiguousarray(item.vectors, dtype=np.float32)
+                for ch, vec in zip(item.chunks, vecs):
+                    n_tok = _words(ch.text) + _words(a.title)
+                    rows.append((aid, ch.ordinal, ch.start, ch.end, a.date, ch.text, a.title, n_tok, vec))
+                    d_chunks += 1
+                    d_tokens += n_tok
+            if rows:
+                with conn.cursor() as cur:
+                    with cur.copy('COPY chunks (article_id, ordinal, start, "end", date, text, title, tokens, '
+                                  "embedding) FROM STDIN (FORMAT BINARY)") as copy:
+                        copy.set_types(["text", "int4", "int4", "int4", "text", "text", "text", "int4", "vector"])
+                        for r in rows:
+                            copy.write_row(r)
+            conn.execute("UPDATE rag_state SET generation = generation + 1, articles = articles + %s, "
+                         "chunks = chunks + %s, tokens = tokens + %s WHERE id = 1", (d_articles, d_chunks, d_tokens))
+        return ids
+
+    def _insert_article(self, conn, item: NewArticle) -> tuple[str, bool, tuple[int, int, int]]:
+        """(id, whether it was inserted, what was removed to make room). Another writer may have
+        stored the same source or text in between: same text is kept as it is, an older version
+        of the source is replaced, an id taken by another source moves to the next free one."""
+        a = item.article
+        removed = (0, 0, 0)
+        wanted = self._free_id(conn, a.id, a.source)
+        for _ in range(100):
+            row = conn.execute(
+                "INSERT INTO articles (id, title, date, source, text, hash, added_at) VALUES (%s,%s,%s,%s,%s,%s,%s) "
+                "ON CONFLICT DO NOTHING RETURNING id",
+                (wanted, a.title, a.date, a.source, a.text, item.content_hash, time.time())).fetchone()
+            if row:
+                return row[0], True, removed
+            clash = conn.execute("SELECT id, source, hash FROM articles WHERE source = %s OR hash = %s",
+                                 (a.source, item.content_hash)).fetchall()
+            same_text = [r[0] for r in clash if r[2] == item.content_hash]
+            if same_text:
+                return same_text[0], False, removed
+            older = [r[0] for r in clash if r[1] == a.source]
+            if older:
+                gone = self._delete(conn, older[0])
+                removed = tuple(x + y for x, y in zip(removed, gone))
+                continue
+            wanted = self._free_id(conn, a.id, a.source)
+        raise IndexUnavailableError(f"index {self.server}: could not store {a.source} (conflicting writers)")
+
+    @staticmethod
+    def _free_id(conn, wanted: str, source: str) -> str:
+        taken = conn.execute("SELECT source FROM articles WHERE id = %s", (wanted,)).fetchone()
+        if taken is None or taken[0] == source:
+            return wanted
+        used = {r[0] for r in conn.execute("SELECT id FROM articles WHERE id LIKE %s",
+                                           (wanted.replace("%", r"\%").replace("_", r"\_") + "-%",))}
+        n = 2
+        while f"{wanted}-{n}" in used:
+            n += 1
+        return f"{wanted}-{n}"
+
+    @staticmethod
+    def _delete(conn, article_id: str) -> tuple[int, int, int]:
+        """Deletes an article and its chunks: (articles, chunks, tokens) removed."""
+        n_chunks, n_tokens = conn.execute(
+            "WITH gone AS (DELETE FROM chunks WHERE article_id = %s RETURNING tokens) "
+            "SELECT count(*), coalesce(sum(tokens), 0) FROM gone", (article_id,)).fetchone()
+        n_articles = conn.execute("DELETE FROM articles WHERE id = %s", (article_id,)).rowcount
+        return int(n_articles), int(n_chunks), int(n_tokens)
+
+    @_guard
+    def remove(self, article_id: str) -> bool:
+        """Removes an article and its chunks; False if there is no such article."""
+        with self._write() as conn, conn.transaction():
+            a, c, t = self._delete(conn, article_id)
+            if not a:
+                return False
+            conn.execute("UPDATE rag_state SET generation = generation + 1, articles = articles - %s, "
+                         "chunks = chunks - %s, tokens = tokens - %s WHERE id = 1", (a, c, t))
+        return True
+
+    @_guard
+    def list_articles(self) -> list[ArticleInfo]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT a.id, a.title, a.date, a.source, (SELECT count(*) FROM chunks c WHERE c.article_id = a.id) "
+                "FROM articles a ORDER BY a.date DESC NULLS LAST, a.id").fetchall()
+        return [ArticleInfo(*r) for r in rows]
+
+    @_guard
+    def article(self, article_id: str) -> Article:
+        a = self._articles.get(article_id)
+        if a is None:
+            with self._read() as conn:
+                row = conn.execute("SELECT id, title, date, source, text FROM articles WHERE id = %s",
+                                   (article_id,)).fetchone()
+            if row is None:
+                raise KeyError(article_id)
+            a = Article(*row)
+            if len(self._articles) > 10_000:
+                self._articles.clear()
+            self._articles[article_id] = a
+        return a
+
+    @_guard
+    def chunks(self, ids: Sequence[int]) -> dict[int, Chunk]:
+        if not ids:
+            return {}
+        with self._read() as conn:
+            rows = conn.execute('SELECT id, article_id, ordinal, text, start, "end" FROM chunks WHERE id = ANY(%s)',
+                                ([int(i) for i in ids],)).fetchall()
+        return {int(r[0]): Chunk(int(r[0]), *r[1:]) for r in rows}
+
+    @_guard
+    def export(self, after: str | None, limit: int) -> list[NewArticle]:
+        """Up to ``limit`` articles with ids after ``after``, in id order, with their chunks and
+        stored vectors (for copying an index without embedding again)."""
+        with self._read() as conn:
+            arts = conn.execute("SELECT id, title, date, source, text, hash FROM articles WHERE id > %s "
+                                "ORDER BY id LIMIT %s", (after or "", limit)).fetchall()
+            if not arts:
+                return []
+            rows = conn.execute('SELECT article_id, id, ordinal, text, start, "end", embedding FROM chunks '
+                                "WHERE article_id = ANY(%s) ORDER BY article_id, ordinal",
+                                ([a[0] for a in arts],), binary=True).fetchall()
+        by_article: dict[str, list] = {}
+        for r in rows:
+            by_article.setdefault(r[0], []).append(r)
+        out = []
+        dim = self.dimension or 0
+        for aid, title, date, source, text, h in arts:
+            rs = by_article.get(aid, [])
+            chunks = [Chunk(int(r[1]), aid, r[2], r[3], r[4], r[5]) for r in rs]
+            vecs = (np.stack([r[6].to_numpy() for r in rs]).astype(np.float32) if rs
+                    else np.zeros((0, dim), dtype=np.float32))
+            out.append(NewArticle(Article(aid, title, date, source, text), h, chunks, vecs))
+        return out
+
+    @_guard
+    def stats(self) -> IndexStats:
+        gen, n_articles, n_chunks, _ = self._state()
+        with self._read() as conn:
+            size = conn.execute("SELECT sum(pg_total_relation_size(t::regclass)) FROM unnest(%s::text[]) t",
+                                (list(TABLES),)).fetchone()[0]
+            embedder = self._meta(conn, "embedder")
+            dim = self._meta(conn, "dimension")
+            hnsw = conn.execute("SELECT to_regclass('chunks_embedding')").fetchone()[0] is not None
+        return IndexStats(articles=n_articles, chunks=n_chunks, embedder=embedder or self.embedder_name,
+                          dimension=int(dim or 0), generation=gen,
+                          faiss_type="pgvector HNSW" if hnsw else "pgvector, exact (no HNSW index yet)",
+                          size_bytes=int(size or 0), path=str(self.server))
+
+    # ------------------------------------------------------------------ lexical
+
+    def _tsqueries(self, phrases: Sequence[str]) -> dict[str, str]:
+        """Each phrase as a tsquery (text form; '' when it has no words), parsed by the server
+        with the same configuration as the passages."""
+        missing = [p for p in phrases if p not in self._tsq]
+        if missing:
+            with self._read() as conn:
+                rows = conn.execute("SELECT p, phraseto_tsquery('rag_fts', rag_fold(p))::text FROM unnest(%s::text[]) p",
+                                    (missing,)).fetchall()
+            if len(self._tsq) > 50_000:
+                self._tsq.clear()
+            for p, q in rows:
+                self._tsq[p] = q
+        return {p: self._tsq.get(p, "") for p in phrases}
+
+    def _doc_freq(self, phrase: str, tsq: str, n_chunks: int) -> int:
+        hit = self._df.get(phrase)
+        if hit is not None and abs(hit[0] - n_chunks) <= n_chunks // 10:
+            return hit[1]
+        if not tsq:
+            return 0
+        with self._read() as conn:
+            df = int(conn.execute("SELECT count(*) FROM chunks WHERE tsv @@ %s::tsquery", (tsq,)).fetchone()[0])
+        if len(self._df) > 50_000:
+            self._df.clear()
+        self._df[phrase] = (n_chunks, df)
+        return df
+
+    @_guard
+    def document_frequency(self, phrase: str, n_chunks: int | None = None) -> int:
+        """Passages holding a phrase (``"words"``, quotes optional; stemmed as BM25 stems);
+        cached until the index grows or shrinks by 10%."""
+        if n_chunks is None:
+            n_chunks = self.count()[1]
+        words = phrase.strip().strip('"')
+        return self._doc_freq(words, self._tsqueries([words])[words], n_chunks)
+
+    @_guard
+    def lexical_search(self, match: LexicalQuery | str, n: int, since: str | None = None,
+                       until: str | None = None) -> list[tuple[int, float]]:
+        """BM25 as FTS5 computes it (title weighted 0.4); (chunk id, score) best first."""
+        if isinstance(match, str):
+            match = _parse_fts5(match)
+        if not match:
+            return []
+        _, _, n_chunks, n_tokens = self._state()
+        if n_chunks == 0:
+            return []
+        tsq = self._tsqueries(match.phrases)
+        any_ = [p for p in dict.fromkeys(match.any) if tsq[p]]
+        all_ = [p for p in dict.fromkeys(match.all) if tsq[p]]
+        if not any_ and not all_:
+            return []
+        df = {p: self._doc_freq(p, tsq[p], n_chunks) for p in dict.fromkeys(all_ + any_)}
+        any_ = self._within_budget(any_, all_, df, n_chunks)
+        phrases = list(dict.fromkeys(all_ + any_))
+        parts = [f"({tsq[p]})" for p in all_]
+        if any_:
+            parts.append("(" + " | ".join(f"({tsq[p]})" for p in any_) + ")")
+        cond = " & ".join(parts)
+        avgdl = n_tokens / n_chunks if n_tokens else 1.0
+        # per passage: f<i> the weighted frequency of phrase i, k the length norm; float8 throughout
+        tfs, terms, args = [], [], []
+        for i, p in enumerate(phrases):
+            tfs.append(f"ts_rank_cd('{RANK_WEIGHTS}', c.tsv, %s::tsquery, 0)::float8 AS f{i}")
+            terms.append(f"%s::float8 * f{i} / (f{i} + k)")
+            args.append(tsq[p])
+        where, wargs = _date_where(since, until)
+        sql = (f"SELECT id, ({' + '.join(terms)}) * {K1 + 1!r} AS s FROM (SELECT c.id, {', '.join(tfs)}, "
+               f"{K1 * (1 - B)!r} + {K1 * B!r} * c.tokens / %s::float8 AS k FROM chunks c "
+               f"WHERE c.tsv @@ %s::tsquery{where} OFFSET 0) m ORDER BY s DESC, id LIMIT %s")
+        idfs = [max(math.log((n_chunks - df[p] + 0.5) / (df[p] + 0.5)), 1e-6) for p in phrases]  # as FTS5
+        with self._read() as conn:
+            rows = conn.execute(sql, [*idfs, *args, avgdl, cond, *wargs, n]).fetchall()
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def _within_budget(self, any_: list[str], all_: list[str], df: dict[str, int], n_chunks: int) -> list[str]:
+        """The OR phrases to score: all of them, or for a large index the rarest within the
+        posting budget (at least one)."""
+        budget = self.lexical_budget
+        if not budget or n_chunks <= budget or len(any_) < 2:
+            return any_
+        cap = min((df[p] for p in all_), default=None)
+        keep = sorted(any_, key=lambda p: df[p])
+        while len(keep) > 1 and min(sum(df[p] for p in keep), cap if cap is not None else math.inf) > budget:
+            keep.pop()
+        kept = set(keep)
+        return [p for p in any_ if p in kept]
+
+    # ------------------------------------------------------------------ dense
+
+    @_guard
+    def dense_search(self, qvec: np.ndarray, n: int, since: str | None = None,
+                     until: str | None = None) -> list[tuple[int, float]]:
+        """Inner-product top-n through the HNSW index; (chunk id, cosine) best first."""
+        q = np.ascontiguousarray(np.asarray(qvec, dtype=np.float32).reshape(-1))
+        dim = self.dimension
+        if dim is None:
+            return []
+        if q.shape[0] != dim:
+            raise EmbedderMismatchError(f"index {self.server}: query vector dimension {q.shape[0]} != index {dim}")
+        _, _, n_chunks, _ = self._state()
+        if n_chunks == 0:
+            return []
+        where, wargs = _date_where(since, until)
+        ef = max(self.config.ef_search, n)
+        if where:
+            in_range = self._in_range(since, until, where, wargs)
+            if in_range == 0:
+                return []
+            if in_range <= self.config.exact_max:
+                sql = (f"WITH c AS MATERIALIZED (SELECT c.id, c.embedding FROM chunks c WHERE true{where}) "
+                       "SELECT id, -(embedding <#> %s) FROM c ORDER BY embedding <#> %s LIMIT %s")
+                with self._read() as conn:
+                    rows = conn.execute(sql, [*wargs, q, q, n]).fetchall()
+                return [(int(r[0]), float(r[1])) for r in rows]
+            ef = min(1000, max(ef, math.ceil(2 * n * n_chunks / in_range)))
+        sql = (f"SELECT c.id, -(c.embedding <#> %s) FROM chunks c WHERE true{where} "
+               "ORDER BY c.embedding <#> %s LIMIT %s")
+        with self._read() as conn:
+            if ef != self.config.ef_search:
+                with conn.transaction():
+                    conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
+                    rows = conn.execute(sql, [q, *wargs, q, n]).fetchall()
+            else:
+                rows = conn.execute(sql, [q, *wargs, q, n]).fetchall()
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def _in_range(self, since, until, where: str, wargs: list) -> int:
+        key = (since, until)
+        if key not in self._range:
+            with self._read() as conn:
+                self._range[key] = int(conn.execute(f"SELECT count(*) FROM chunks c WHERE true{where}",
+                                                    wargs).fetchone()[0])
+        return self._range[key]
+
+    def close(self) -> None:
+        for pool in {id(self._pool): self._pool, id(self._read_pool): self._read_pool}.values():
+            pool.close()
+
+
+def _date_where(since: str | None, until: str | None) -> tuple[str, list[str]]:
+    clauses, args = "", []
+    if since:
+        clauses += " AND c.date >= %s"
+        args.append(since)
+    if until:
+        clauses += " AND c.date <= %s"
+        args.append(until)
+    return clauses, args
+
+
+_PHRASE = re.compile(r'"([^"]*)"')
+
+
+def _parse_fts5(match: str) -> LexicalQuery:
+    """The FTS5 expressions retrieval used to build (``"a" OR "b"``, ``"x" AND ("a" OR "b")``)
+    as a LexicalQuery, for callers that still pass strings."""
+    head, sep, tail = match.partition(" AND (")
+    if sep:
+        return LexicalQuery(tuple(_PHRASE.findall(tail)), tuple(_PHRASE.findall(head)))
+    return LexicalQuery(tuple(_PHRASE.findall(match)))
