@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     st = isub.add_parser("stats", help="index statistics")
     _add_index_opts(st)
     st.add_argument("--json", action="store_true")
+    cp = isub.add_parser("copy", help="copy an index to another store (folder <-> PostgreSQL), without "
+                                      "embedding again; run again to resume")
+    cp.add_argument("src", metavar="SRC", help="the index to copy: a folder or a postgresql:// URL")
+    cp.add_argument("dst", metavar="DST", help="where to: a folder or a postgresql:// URL (created if new)")
+    cp.add_argument("--json", action="store_true", help="print the report as JSON")
 
     model = sub.add_parser("model", help="download and list GGUF models for LLM answers")
     msub = model.add_subparsers(dest="model_command", metavar="ACTION")
@@ -205,6 +210,8 @@ def cmd_model(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    if args.index_command == "copy":
+        return cmd_index_copy(args)
     assistant = _assistant(args, seed=False if args.index_command == "add" else None)
     if args.index_command == "add":
         report = assistant.add(args.paths, progress=not args.json and sys.stderr.isatty())
@@ -251,6 +258,16 @@ def cmd_index(args: argparse.Namespace) -> int:
                   f"generation {st.generation}\nsize:      {st.size_bytes / 1e6:.2f} MB")
         return 0
     raise AssertionError(args.index_command)
+
+
+def cmd_index_copy(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from .transfer import copy_index
+
+    report = copy_index(args.src, args.dst, progress=not args.json and sys.stderr.isatty())
+    print(json.dumps(asdict(report), indent=2) if args.json else report.summary())
+    return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

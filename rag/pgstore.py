@@ -162,19 +162,24 @@ class PgStore:
         if version is None and not create:
             raise IndexCorruptError(f"index {self.server}: no index in this database")
         if version is None or version < SCHEMA_VERSION:
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-                version = self._schema_version(conn)  # another process may have done it meanwhile
-                try:
-                    conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-                except psycopg.Error as e:
-                    raise vector_error(e, self.server) from None
-                for step in range(version or 0, SCHEMA_VERSION):
-                    for statement in MIGRATIONS[step]:
-                        conn.execute(statement)
-                    conn.execute("INSERT INTO rag_meta VALUES ('schema_version', %s) "
-                                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(step + 1),))
-            version = SCHEMA_VERSION
+            # the lock is taken before the transaction starts, so that the transaction sees the
+            # catalog as the process that held the lock left it
+            conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+            try:
+                with conn.transaction():
+                    version = self._schema_version(conn)  # another process may have done it meanwhile
+                    try:
+                        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                    except psycopg.Error as e:
+                        raise vector_error(e, self.server) from None
+                    for step in range(version or 0, SCHEMA_VERSION):
+                        for statement in MIGRATIONS[step]:
+                            conn.execute(statement)
+                        conn.execute("INSERT INTO rag_meta VALUES ('schema_version', %s) "
+                                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(step + 1),))
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+            version = max(version or 0, SCHEMA_VERSION)
         if version > SCHEMA_VERSION:
             raise IndexCorruptError(
                 f"index {self.server}: schema version {version} is newer than this program ({SCHEMA_VERSION})")
@@ -227,16 +232,19 @@ class PgStore:
         with self._write() as conn:
             stored = self._meta(conn, "dimension")
             if stored is None:
-                with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-                    stored = self._meta(conn, "dimension")
-                    if stored is None:
-                        conn.execute(f"ALTER TABLE chunks ALTER COLUMN embedding TYPE vector({int(dim)})")
-                        conn.execute("ALTER TABLE chunks ALTER COLUMN embedding SET NOT NULL")
-                        self._create_vector_index(conn)
-                        conn.execute("INSERT INTO rag_meta VALUES ('dimension', %s), ('embedder', %s)",
-                                     (str(dim), self.embedder_name))
-                        stored = str(dim)
+                conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+                try:
+                    with conn.transaction():
+                        stored = self._meta(conn, "dimension")
+                        if stored is None:
+                            conn.execute(f"ALTER TABLE chunks ALTER COLUMN embedding TYPE vector({int(dim)})")
+                            conn.execute("ALTER TABLE chunks ALTER COLUMN embedding SET NOT NULL")
+                            self._create_vector_index(conn)
+                            conn.execute("INSERT INTO rag_meta VALUES ('dimension', %s), ('embedder', %s)",
+                                         (str(dim), self.embedder_name))
+                            stored = str(dim)
+                finally:
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
         if int(stored) != dim:
             raise EmbedderMismatchError(
                 f"index {self.server}: vectors have dimension {stored}, the embedder gives {dim}")
@@ -579,7 +587,8 @@ class PgStore:
         sql = (f"SELECT id, ({' + '.join(terms)}) * {K1 + 1!r} AS s FROM (SELECT c.id, {', '.join(tfs)}, "
                f"{K1 * (1 - B)!r} + {K1 * B!r} * c.tokens / %s::float8 AS k FROM chunks c "
                f"WHERE c.tsv @@ %s::tsquery{where} OFFSET 0) m ORDER BY s DESC, id LIMIT %s")
-        idfs = [max(math.log((n_chunks - df[p] + 0.5) / (df[p] + 0.5)), 1e-6) for p in phrases]  # as FTS5
+        # as FTS5; a count taken while another process writes may exceed the passages counted before it
+        idfs = [max(math.log((max(n_chunks - df[p], 0) + 0.5) / (df[p] + 0.5)), 1e-6) for p in phrases]
         with self._read() as conn:
             rows = conn.execute(sql, [*idfs, *args, avgdl, cond, *wargs, n]).fetchall()
         return [(int(r[0]), float(r[1])) for r in rows]

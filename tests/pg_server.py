@@ -49,15 +49,21 @@ def pg_install() -> Path:
     return root
 
 
-def install_without_pgvector(dest: Path) -> Path:
-    """A copy of the installation that lacks pgvector (for the "not installed" error).
+def install_without_pgvector(root: Path) -> Path:
+    """A copy of the installation that lacks pgvector (for the "not installed" error), under
+    ``root`` (a folder the unprivileged user can reach, such as a fresh ``tempfile.mkdtemp()``).
 
-    PostgreSQL finds its lib/ and share/ folders relative to the real path of its binary, so bin/
-    is copied, lib/ linked, and share/ rebuilt from links with an extension folder that has
-    everything but ``vector*``."""
+    PostgreSQL finds its lib/ and share/ folders relative to the real path of its binary, and the
+    binaries find their libraries at ``../../../pgserver.libs``: so bin/ is copied, lib/ and the
+    libraries linked, and share/ rebuilt from links with an extension folder holding everything
+    but ``vector*``."""
     src = pg_install()
+    dest = root / "pgserver" / "pginstall"
     shutil.copytree(src / "bin", dest / "bin", symlinks=True)
     (dest / "lib").symlink_to(src / "lib")
+    libs = src.parent.parent / "pgserver.libs"
+    if libs.exists():
+        (root / "pgserver.libs").symlink_to(libs)
     share = dest / "share" / "postgresql"
     share.mkdir(parents=True)
     for entry in (src / "share" / "postgresql").iterdir():
@@ -68,7 +74,10 @@ def install_without_pgvector(dest: Path) -> Path:
     for entry in (src / "share" / "postgresql" / "extension").iterdir():
         if not entry.name.startswith("vector"):
             (ext / entry.name).symlink_to(entry)
-    _open_up(dest)
+    _open_up(root)
+    for p in root.rglob("*"):
+        if not p.is_symlink():
+            p.chmod(p.stat().st_mode | 0o005)
     return dest
 
 
@@ -161,7 +170,7 @@ class LocalPostgres:
             primary = self.replica_of
             env_pw = {"PGPASSWORD": PASSWORD}
             out = subprocess.run([str(self.install / "bin" / "pg_basebackup"), "-D", str(self.data), "-R",
-                                  "-h", "127.0.0.1", "-p", str(primary.port), "-U", USER, "-X", "stream",
+                                  "-h", "127.0.0.1", "-p", str(primary.port), "-U", USER, "-X", "stream", "--checkpoint=fast",
                                   "--no-sync"], capture_output=True, text=True, cwd=self.root, timeout=300,
                                  env={**os.environ, **env_pw}, **self._as_user())
             if out.returncode != 0:
