@@ -375,6 +375,30 @@ def bench_llm(res: Results, index: Path, model: Path, embedder: str | None) -> N
             res.add(s, "decoding", statistics.median(r["tokens_per_s"]), "tokens/s")
 
 
+def bench_postgresql(res: Results, work: Path, args, only: set[str], sizes: list[int], repeats: int,
+                     bbc_index: Path | None, ask_at: int) -> None:
+    """The PostgreSQL store beside the SQLite one (bench/pg.py): ingest, warm questions, the
+    concurrency run for both stores, and questions at scale."""
+    import pg
+
+    run = sys.modules[__name__]
+    server = pg.Server(args.pg)
+    try:
+        pg_bbc = None
+        if only & {"pg-ingest", "pg-ask", "concurrency"}:
+            pg_bbc = pg.bench_ingest(res, run, server, args.embedder)
+        if "pg-ask" in only:
+            pg.bench_ask(res, run, pg_bbc, args.embedder, repeats)
+        if "concurrency" in only:
+            indexes = ({"SQLite": str(bbc_index)} if bbc_index else {}) | {"PostgreSQL": pg_bbc}
+            pg.bench_concurrency(res, run, work, indexes, args.clients, 10 if args.quick else 60)
+        if "pg-scale" in only:
+            pg.bench_scale(res, run, work, server, args.embedder, sizes, repeats,
+                           sqlite_sizes=[n for n in sizes if not ("ask-at-scale" in only and n == ask_at)])
+    finally:
+        server.close()
+
+
 # ---------------------------------------------------------------------------------- output
 
 
@@ -411,7 +435,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--embedder", help="embedder to benchmark (default: the default for a new index)")
     p.add_argument("--scale", help="passage counts for dense search, e.g. 10000,100000,1000000")
     p.add_argument("--ask-at", type=int, help="passages in the large index asked end to end")
-    p.add_argument("--only", help="comma-separated sections: ingest,ask,cold,scale,ask-at-scale,llm")
+    p.add_argument("--only", help="comma-separated sections: ingest,ask,cold,scale,ask-at-scale,llm, and for the "
+                                  "PostgreSQL store pg-ingest,pg-ask,pg-scale,concurrency")
+    p.add_argument("--pg", metavar="DSN", help="PostgreSQL server to benchmark on (default: start a local one)")
+    p.add_argument("--pg-scale", help="passage counts asked end to end in PostgreSQL (default 100000,1000000)")
+    p.add_argument("--clients", type=int, default=8, help="concurrent clients in the concurrency section")
     p.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = p.parse_args(argv)
     if not CORPUS.is_dir():
@@ -423,7 +451,10 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.scale.split(",")] if args.scale else ([10_000] if args.quick else
                                                                          [10_000, 100_000, 1_000_000])
     ask_at = args.ask_at or (10_000 if args.quick else 1_000_000)
-    only = set(args.only.split(",")) if args.only else {"ingest", "ask", "cold", "scale", "ask-at-scale", "llm"}
+    only = set(args.only.split(",")) if args.only else {"ingest", "ask", "cold", "scale", "ask-at-scale", "llm",
+                                                        "pg-ingest", "pg-ask", "pg-scale", "concurrency"}
+    pg_sizes = [int(s) for s in args.pg_scale.split(",")] if args.pg_scale else ([10_000] if args.quick else
+                                                                                 [100_000, 1_000_000])
     repeats = 1 if args.quick else 3
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     res = Results(machine(), {"quick": args.quick, "embedder": args.embedder or "default", "scale": sizes,
@@ -447,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
             bench_ask_at_scale(res, work, args.embedder, ask_at, repeats)
         if "llm" in only and args.model:
             bench_llm(res, seeds, args.model.resolve(), args.embedder)
+        if only & {"pg-ingest", "pg-ask", "pg-scale", "concurrency"}:
+            bench_postgresql(res, work, args, only, pg_sizes, repeats, bbc_index, ask_at)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     res.machine["load_after"] = os.getloadavg()

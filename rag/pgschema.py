@@ -71,7 +71,7 @@ MIGRATIONS: list[list[str]] = [
                 setweight(to_tsvector('rag_fts', rag_fold(title)), 'B')) STORED,
             embedding vector)""",
         # compressed but in the row: BM25 reads every candidate's tsvector, a TOAST fetch each is slow
-        "ALTER TABLE chunks ALTER COLUMN tsv SET STORAGE MAIN",
+        "ALTER TABLE chunks ALTER COLUMN tsv SET STORAGE PLAIN",
         "CREATE INDEX chunks_article ON chunks (article_id)",
         "CREATE INDEX chunks_date ON chunks (date)",
         "CREATE INDEX chunks_tsv ON chunks USING gin (tsv)",

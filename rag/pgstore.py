@@ -50,6 +50,7 @@ from .store import NewArticle
 log = logging.getLogger(__name__)
 
 K1, B = 1.2, 0.75
+STATE_TTL = 0.5  # seconds a process reuses the index's counters between its own writes
 RANK_WEIGHTS = f"{{0,0,{TITLE_WEIGHT},{TEXT_WEIGHT}}}"  # ts_rank_cd weights D, C, B (title), A (text)
 _WORD = re.compile(r"[^\W_]+")
 
@@ -75,7 +76,7 @@ class PgConfig:
     hnsw_m: int = 16
     hnsw_ef_construction: int = 64
     exact_max: int = 20_000
-    lexical_budget: int | None = 10_000
+    lexical_budget: int | None = 4_000
     connect_timeout: int = 10
 
 
@@ -114,11 +115,14 @@ class PgStore:
         self.lexical_budget = self.config.lexical_budget
         self._lock = threading.Lock()
         self._gen = -1
-        self._articles: dict[str, Article] = {}
+        self._state_cache: tuple[float, tuple[int, int, int, int]] | None = None
+        self._articles: dict[str, tuple[str, Article]] = {}  # id -> (content hash, article)
+        self._versions: dict[str, str] = {}  # id -> content hash of the passages last read
         self._df: dict[str, tuple[int, int]] = {}  # phrase -> (passages then, passages holding it)
         self._tsq: dict[str, str] = {}  # phrase -> its tsquery text
         self._range: dict[tuple, int] = {}
         self._dim: int | None = None
+        self._bulk = False
         with self._connect(dsn) as conn:
             self._prepare(conn, create)
         self._pool = self._open_pool(dsn)
@@ -215,7 +219,7 @@ class PgStore:
 
     @property
     def generation(self) -> int:
-        return self._state()[0]
+        return self._state(fresh=True)[0]
 
     @property
     def dimension(self) -> int | None:
@@ -239,7 +243,8 @@ class PgStore:
                         if stored is None:
                             conn.execute(f"ALTER TABLE chunks ALTER COLUMN embedding TYPE vector({int(dim)})")
                             conn.execute("ALTER TABLE chunks ALTER COLUMN embedding SET NOT NULL")
-                            self._create_vector_index(conn)
+                            if not self._bulk:
+                                self._create_vector_index(conn)
                             conn.execute("INSERT INTO rag_meta VALUES ('dimension', %s), ('embedder', %s)",
                                          (str(dim), self.embedder_name))
                             stored = str(dim)
@@ -256,54 +261,70 @@ class PgStore:
 
     @_guard
     def checkpoint(self, *, final: bool = True) -> bool:
-        """Builds the vector index if a bulk load left it out; True if it did."""
+        """Builds the search indexes a bulk load left out (GIN, then HNSW); True if it built any."""
         if not final:
             return False
+        built = False
         with self._write() as conn:
             if self._meta(conn, "dimension") is None:
                 return False
-            if conn.execute("SELECT to_regclass('chunks_embedding')").fetchone()[0] is not None:
-                return False
-            t0 = time.perf_counter()
-            self._create_vector_index(conn)
-        log.info("%s: built the HNSW index in %.1fs", self.server, time.perf_counter() - t0)
-        return True
+            for name in ("chunks_tsv", "chunks_embedding"):
+                if conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()[0] is not None:
+                    continue
+                t0 = time.perf_counter()
+                if name == "chunks_tsv":
+                    conn.execute("CREATE INDEX IF NOT EXISTS chunks_tsv ON chunks USING gin (tsv)")
+                else:
+                    self._create_vector_index(conn)
+                log.info("%s: built %s in %.1fs", self.server, name, time.perf_counter() - t0)
+                built = True
+        return built
 
     @contextmanager
     def bulk_load(self) -> Iterator[None]:
-        """Within: writes into an empty index go without the HNSW index, built once at the end
-        (much faster than growing the graph a vector at a time). No-op for a non-empty index,
-        where other processes may be searching."""
-        dropped = False
+        """Within: writes into an empty index go without the GIN and HNSW indexes, built once at
+        the end (much faster than growing them a passage at a time; searches meanwhile scan).
+        No-op for an index that holds passages, which other processes may be searching."""
         with self._write() as conn:
-            if self._state()[2] == 0 and self._meta(conn, "dimension") is not None:
-                conn.execute("DROP INDEX IF EXISTS chunks_embedding")
-                dropped = True
+            empty = self._state()[2] == 0
+            if empty:
+                conn.execute("DROP INDEX IF EXISTS chunks_embedding, chunks_tsv")
+                self._bulk = True  # the first batch types the vector column but builds no index
         try:
             yield
         finally:
-            if dropped:
+            if empty:
+                self._bulk = False
                 self.checkpoint()
 
     # ------------------------------------------------------------------ state and caches
 
     @_guard
-    def _state(self) -> tuple[int, int, int, int]:
-        """(generation, articles, chunks, tokens); a new generation empties the caches that
-        could hold what it changed."""
+    def _state(self, fresh: bool = False) -> tuple[int, int, int, int]:
+        """(generation, articles, chunks, tokens), read at most every STATE_TTL seconds (this
+        process's own writes read it again) unless ``fresh``: what BM25 needs, a question's worth of
+        round trips saved. No passage a search returns depends on it being newer."""
+        now = time.monotonic()
+        cached = self._state_cache
+        if not fresh and cached is not None and now - cached[0] < STATE_TTL:
+            return cached[1]
         with self._read() as conn:
-            gen, n_articles, n_chunks, n_tokens = conn.execute(
-                "SELECT generation, articles, chunks, tokens FROM rag_state WHERE id = 1").fetchone()
-        if gen != self._gen:
-            with self._lock:
-                self._articles.clear()
-                self._range.clear()
-                self._gen = gen
-        return int(gen), int(n_articles), int(n_chunks), int(n_tokens)
+            row = conn.execute("SELECT generation, articles, chunks, tokens FROM rag_state WHERE id = 1").fetchone()
+        state = tuple(int(x) for x in row)
+        if state[0] != self._gen:
+            self._range.clear()
+            self._gen = state[0]
+        self._state_cache = (now, state)
+        return state
+
+    def _wrote(self) -> None:
+        """After a write of this process: counts are read again, no article text is reused."""
+        self._state_cache = None
+        self._articles.clear()
 
     def count(self) -> tuple[int, int]:
         """(articles, chunks)."""
-        _, a, c, _ = self._state()
+        _, a, c, _ = self._state(fresh=True)
         return a, c
 
     # ------------------------------------------------------------------ articles
@@ -383,6 +404,7 @@ class PgStore:
                             copy.write_row(r)
             conn.execute("UPDATE rag_state SET generation = generation + 1, articles = articles + %s, "
                          "chunks = chunks + %s, tokens = tokens + %s WHERE id = 1", (d_articles, d_chunks, d_tokens))
+        self._wrote()
         return ids
 
     def _insert_article(self, conn, item: NewArticle) -> tuple[str, bool, tuple[int, int, int]]:
@@ -442,6 +464,7 @@ class PgStore:
                 return False
             conn.execute("UPDATE rag_state SET generation = generation + 1, articles = articles - %s, "
                          "chunks = chunks - %s, tokens = tokens - %s WHERE id = 1", (a, c, t))
+        self._wrote()
         return True
 
     @_guard
@@ -454,17 +477,21 @@ class PgStore:
 
     @_guard
     def article(self, article_id: str) -> Article:
-        a = self._articles.get(article_id)
-        if a is None:
-            with self._read() as conn:
-                row = conn.execute("SELECT id, title, date, source, text FROM articles WHERE id = %s",
-                                   (article_id,)).fetchone()
-            if row is None:
-                raise KeyError(article_id)
-            a = Article(*row)
-            if len(self._articles) > 10_000:
-                self._articles.clear()
-            self._articles[article_id] = a
+        """The article, from this process's cache only when the passages just retrieved came from
+        the very same version of it (its content hash): another process may have replaced it."""
+        cached = self._articles.get(article_id)
+        if cached is not None and cached[0] == self._versions.get(article_id):
+            return cached[1]
+        with self._read() as conn:
+            row = conn.execute("SELECT id, title, date, source, text, hash FROM articles WHERE id = %s",
+                               (article_id,)).fetchone()
+        if row is None:
+            raise KeyError(article_id)
+        a = Article(*row[:5])
+        if len(self._articles) > 10_000:
+            self._articles.clear()
+        self._articles[article_id] = (row[5], a)
+        self._versions.setdefault(article_id, row[5])
         return a
 
     @_guard
@@ -472,9 +499,14 @@ class PgStore:
         if not ids:
             return {}
         with self._read() as conn:
-            rows = conn.execute('SELECT id, article_id, ordinal, text, start, "end" FROM chunks WHERE id = ANY(%s)',
+            rows = conn.execute('SELECT c.id, c.article_id, c.ordinal, c.text, c.start, c."end", a.hash FROM chunks c '
+                                "JOIN articles a ON a.id = c.article_id WHERE c.id = ANY(%s)",
                                 ([int(i) for i in ids],)).fetchall()
-        return {int(r[0]): Chunk(int(r[0]), *r[1:]) for r in rows}
+        if len(self._versions) > 100_000:
+            self._versions.clear()
+        for r in rows:
+            self._versions[r[1]] = r[6]
+        return {int(r[0]): Chunk(int(r[0]), *r[1:6]) for r in rows}
 
     @_guard
     def export(self, after: str | None, limit: int) -> list[NewArticle]:
@@ -503,7 +535,7 @@ class PgStore:
 
     @_guard
     def stats(self) -> IndexStats:
-        gen, n_articles, n_chunks, _ = self._state()
+        gen, n_articles, n_chunks, _ = self._state(fresh=True)
         with self._read() as conn:
             size = conn.execute("SELECT sum(pg_total_relation_size(t::regclass)) FROM unnest(%s::text[]) t",
                                 (list(TABLES),)).fetchone()[0]
@@ -579,10 +611,11 @@ class PgStore:
         avgdl = n_tokens / n_chunks if n_tokens else 1.0
         # per passage: f<i> the weighted frequency of phrase i, k the length norm; float8 throughout
         tfs, terms, args = [], [], []
-        for i, p in enumerate(phrases):
-            tfs.append(f"ts_rank_cd('{RANK_WEIGHTS}', c.tsv, %s::tsquery, 0)::float8 AS f{i}")
+        for i, p in enumerate(phrases):  # most phrases are absent from a passage: @@ says so at a fifth of the cost
+            tfs.append(f"CASE WHEN c.tsv @@ %s::tsquery THEN ts_rank_cd('{RANK_WEIGHTS}', c.tsv, %s::tsquery, 0)::float8 "
+                       f"ELSE 0 END AS f{i}")
             terms.append(f"%s::float8 * f{i} / (f{i} + k)")
-            args.append(tsq[p])
+            args += [tsq[p], tsq[p]]
         where, wargs = _date_where(since, until)
         sql = (f"SELECT id, ({' + '.join(terms)}) * {K1 + 1!r} AS s FROM (SELECT c.id, {', '.join(tfs)}, "
                f"{K1 * (1 - B)!r} + {K1 * B!r} * c.tokens / %s::float8 AS k FROM chunks c "
@@ -618,12 +651,10 @@ class PgStore:
             return []
         if q.shape[0] != dim:
             raise EmbedderMismatchError(f"index {self.server}: query vector dimension {q.shape[0]} != index {dim}")
-        _, _, n_chunks, _ = self._state()
-        if n_chunks == 0:
-            return []
         where, wargs = _date_where(since, until)
         ef = max(self.config.ef_search, n)
         if where:
+            n_chunks = self._state()[2]
             in_range = self._in_range(since, until, where, wargs)
             if in_range == 0:
                 return []
