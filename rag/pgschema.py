@@ -17,6 +17,7 @@ spaces, since a database with the C locale would otherwise read them as letters.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from .errors import IndexUnavailableError
@@ -56,7 +57,7 @@ MIGRATIONS: list[list[str]] = [
             hash text NOT NULL UNIQUE,
             added_at double precision NOT NULL)""",
         "CREATE INDEX articles_date ON articles (date)",
-        f"""CREATE TABLE chunks (
+        """CREATE TABLE chunks (
             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             article_id text NOT NULL REFERENCES articles (id) ON DELETE CASCADE,
             ordinal integer NOT NULL,
@@ -70,8 +71,8 @@ MIGRATIONS: list[list[str]] = [
                 setweight(to_tsvector('rag_fts', rag_fold(text)), 'A') ||
                 setweight(to_tsvector('rag_fts', rag_fold(title)), 'B')) STORED,
             embedding vector)""",
-        # compressed but in the row: BM25 reads every candidate's tsvector, a TOAST fetch each is slow
-        "ALTER TABLE chunks ALTER COLUMN tsv SET STORAGE PLAIN",
+        # in the row (the text is compressed or moved out first): BM25 reads each candidate's tsvector several times
+        "ALTER TABLE chunks ALTER COLUMN tsv SET STORAGE MAIN",
         "CREATE INDEX chunks_article ON chunks (article_id)",
         "CREATE INDEX chunks_date ON chunks (date)",
         "CREATE INDEX chunks_tsv ON chunks USING gin (tsv)",
@@ -171,3 +172,19 @@ def vector_error(e: Exception, server: Server) -> IndexUnavailableError:
     return IndexUnavailableError(
         f"index {server}: the pgvector extension is not installed on the server "
         "(install it, e.g. the postgresql-16-pgvector package, or use a server that has it)")
+
+
+def guarded(method):
+    """A server that goes away mid-call is an IndexUnavailableError naming it, not a traceback."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            return method(self, *args, **kwargs)
+        except (psycopg.OperationalError, PoolTimeout) as e:
+            raise IndexUnavailableError(f"index {self.server}: lost the connection ({' '.join(str(e).split())})") from None
+
+    return wrapper

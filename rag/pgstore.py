@@ -4,19 +4,11 @@ Same interface and guarantees as the SQLite store (``rag/store.py``), so retriev
 fusion are shared: this store only supplies candidates. The database is the only state: every
 process (ingests, app servers, ``rag ask``) reads and writes it directly, so an article one
 process adds is searched by every other at once, and a removed one is gone for all of them.
-Nothing is cached across a write except by generation (a counter every committed batch bumps).
+A process keeps only what cannot go stale in a way a question would show (see ``_state`` and
+``article``).
 
-- **Vectors**: ``chunks.embedding vector(dim)`` with an HNSW index (inner product; vectors are
-  normalised). Searches read ``hnsw.ef_search`` candidates; with a date filter, an exact scan of
-  the passages in range when they are few, else a wider HNSW search filtered afterwards.
-- **BM25 in SQL**: FTS5's formula (k1 1.2, b 0.75, title weighted 0.4) over a generated
-  ``tsvector`` with a GIN index. The term frequency of each phrase in a passage is
-  ``ts_rank_cd`` with no normalisation and weights {title 0.4, text 1}: for a one-word or
-  one-phrase query, cover density is exactly the weighted count of occurrences. Document
-  frequencies are counted through the GIN index and cached like the SQLite store's; passage
-  and token totals are counters in ``rag_state``. Reading a candidate's tsvector costs a few
-  microseconds, so above ``lexical_budget`` passages an OR query keeps its rarest phrases within
-  that many postings, as the SQLite store does above its own budget.
+- **Search** (``rag/pgsearch.py``): vectors through an HNSW index, BM25 computed in SQL over a
+  generated ``tsvector`` with a GIN index, as the SQLite store computes it with FTS5.
 - **Writes**: one transaction per batch. Article ids, sources and texts are unique
   constraints; a batch that meets a concurrent writer's rows (``ON CONFLICT``) resolves them
   as the SQLite store would have (same text: skipped; same source: replaced; same id: the
@@ -27,12 +19,9 @@ Nothing is cached across a write except by generation (a counter every committed
 
 from __future__ import annotations
 
-import functools
 import logging
-import math
 import random
 import re
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -41,17 +30,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import EmbedderMismatchError, IndexCorruptError, IndexUnavailableError
-from .lexical import LexicalQuery
 from .models import Article, ArticleInfo, Chunk, IndexStats
-from .pgschema import (LOCK_KEY, MIGRATIONS, SCHEMA_VERSION, TABLES, TEXT_WEIGHT, TITLE_WEIGHT,
-                       connect_error, server_of, vector_error)
+from .pgschema import (LOCK_KEY, MIGRATIONS, SCHEMA_VERSION, TABLES, connect_error, guarded, server_of,
+                       vector_error)
+from .pgsearch import PgSearch
 from .store import NewArticle
 
 log = logging.getLogger(__name__)
 
-K1, B = 1.2, 0.75
 STATE_TTL = 0.5  # seconds a process reuses the index's counters between its own writes
-RANK_WEIGHTS = f"{{0,0,{TITLE_WEIGHT},{TEXT_WEIGHT}}}"  # ts_rank_cd weights D, C, B (title), A (text)
 _WORD = re.compile(r"[^\W_]+")
 
 
@@ -85,23 +72,7 @@ def _words(text: str) -> int:
     return len(_WORD.findall(text))
 
 
-def _guard(method):
-    """A server that goes away mid-call is an IndexUnavailableError naming it, not a traceback."""
-
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        import psycopg
-        from psycopg_pool import PoolTimeout
-
-        try:
-            return method(self, *args, **kwargs)
-        except (psycopg.OperationalError, PoolTimeout) as e:
-            raise IndexUnavailableError(f"index {self.server}: lost the connection ({' '.join(str(e).split())})") from None
-
-    return wrapper
-
-
-class PgStore:
+class PgStore(PgSearch):
     """One index in a PostgreSQL database. Thread-safe; any number of processes may share it."""
 
     def __init__(self, dsn: str, *, embedder_name: str, create: bool = True, read_dsn: str | None = None,
@@ -113,7 +84,6 @@ class PgStore:
         self.embedder_name = embedder_name
         self.config = config or PgConfig()
         self.lexical_budget = self.config.lexical_budget
-        self._lock = threading.Lock()
         self._gen = -1
         self._state_cache: tuple[float, tuple[int, int, int, int]] | None = None
         self._articles: dict[str, tuple[str, Article]] = {}  # id -> (content hash, article)
@@ -229,7 +199,7 @@ class PgStore:
             self._dim = int(d) if d is not None else None
         return self._dim
 
-    @_guard
+    @guarded
     def check_dimension(self, dim: int) -> None:
         """Records the embedder and its dimension with the first vectors (typing the column and
         building its HNSW index), or refuses vectors of another dimension."""
@@ -259,7 +229,7 @@ class PgStore:
         conn.execute(f"CREATE INDEX IF NOT EXISTS chunks_embedding ON chunks USING hnsw (embedding vector_ip_ops) "
                      f"WITH (m = {int(cfg.hnsw_m)}, ef_construction = {int(cfg.hnsw_ef_construction)})")
 
-    @_guard
+    @guarded
     def checkpoint(self, *, final: bool = True) -> bool:
         """Builds the search indexes a bulk load left out (GIN, then HNSW); True if it built any."""
         if not final:
@@ -299,7 +269,7 @@ class PgStore:
 
     # ------------------------------------------------------------------ state and caches
 
-    @_guard
+    @guarded
     def _state(self, fresh: bool = False) -> tuple[int, int, int, int]:
         """(generation, articles, chunks, tokens), read at most every STATE_TTL seconds (this
         process's own writes read it again) unless ``fresh``: what BM25 needs, a question's worth of
@@ -329,26 +299,26 @@ class PgStore:
 
     # ------------------------------------------------------------------ articles
 
-    @_guard
+    @guarded
     def lookup_source(self, source: str) -> tuple[str, str] | None:
         with self._write() as conn:
             row = conn.execute("SELECT id, hash FROM articles WHERE source = %s", (source,)).fetchone()
         return (row[0], row[1]) if row else None
 
-    @_guard
+    @guarded
     def lookup_sources(self, sources: Sequence[str]) -> dict[str, tuple[str, str]]:
         """{source: (id, hash)} for those stored; one query for a batch."""
         with self._write() as conn:
             rows = conn.execute("SELECT source, id, hash FROM articles WHERE source = ANY(%s)", (list(sources),))
             return {r[0]: (r[1], r[2]) for r in rows}
 
-    @_guard
+    @guarded
     def lookup_hash(self, content_hash: str) -> str | None:
         with self._write() as conn:
             row = conn.execute("SELECT id FROM articles WHERE hash = %s", (content_hash,)).fetchone()
         return row[0] if row else None
 
-    @_guard
+    @guarded
     def write_batch(self, items: Sequence[NewArticle], *, replace: Iterable[str] = ()) -> dict[str, str]:
         """Stores a batch in one transaction (replacing the given article ids first); the final
         article id for each source. A deadlock with another writer is retried."""
@@ -455,7 +425,7 @@ class PgStore:
         n_articles = conn.execute("DELETE FROM articles WHERE id = %s", (article_id,)).rowcount
         return int(n_articles), int(n_chunks), int(n_tokens)
 
-    @_guard
+    @guarded
     def remove(self, article_id: str) -> bool:
         """Removes an article and its chunks; False if there is no such article."""
         with self._write() as conn, conn.transaction():
@@ -467,7 +437,7 @@ class PgStore:
         self._wrote()
         return True
 
-    @_guard
+    @guarded
     def list_articles(self) -> list[ArticleInfo]:
         with self._read() as conn:
             rows = conn.execute(
@@ -475,7 +445,7 @@ class PgStore:
                 "FROM articles a ORDER BY a.date DESC NULLS LAST, a.id").fetchall()
         return [ArticleInfo(*r) for r in rows]
 
-    @_guard
+    @guarded
     def article(self, article_id: str) -> Article:
         """The article, from this process's cache only when the passages just retrieved came from
         the very same version of it (its content hash): another process may have replaced it."""
@@ -494,7 +464,7 @@ class PgStore:
         self._versions.setdefault(article_id, row[5])
         return a
 
-    @_guard
+    @guarded
     def chunks(self, ids: Sequence[int]) -> dict[int, Chunk]:
         if not ids:
             return {}
@@ -508,7 +478,7 @@ class PgStore:
             self._versions[r[1]] = r[6]
         return {int(r[0]): Chunk(int(r[0]), *r[1:6]) for r in rows}
 
-    @_guard
+    @guarded
     def export(self, after: str | None, limit: int) -> list[NewArticle]:
         """Up to ``limit`` articles with ids after ``after``, in id order, with their chunks and
         stored vectors (for copying an index without embedding again)."""
@@ -533,7 +503,7 @@ class PgStore:
             out.append(NewArticle(Article(aid, title, date, source, text), h, chunks, vecs))
         return out
 
-    @_guard
+    @guarded
     def stats(self) -> IndexStats:
         gen, n_articles, n_chunks, _ = self._state(fresh=True)
         with self._read() as conn:
@@ -547,166 +517,6 @@ class PgStore:
                           faiss_type="pgvector HNSW" if hnsw else "pgvector, exact (no HNSW index yet)",
                           size_bytes=int(size or 0), path=str(self.server))
 
-    # ------------------------------------------------------------------ lexical
-
-    def _tsqueries(self, phrases: Sequence[str]) -> dict[str, str]:
-        """Each phrase as a tsquery (text form; '' when it has no words), parsed by the server
-        with the same configuration as the passages."""
-        missing = [p for p in phrases if p not in self._tsq]
-        if missing:
-            with self._read() as conn:
-                rows = conn.execute("SELECT p, phraseto_tsquery('rag_fts', rag_fold(p))::text FROM unnest(%s::text[]) p",
-                                    (missing,)).fetchall()
-            if len(self._tsq) > 50_000:
-                self._tsq.clear()
-            for p, q in rows:
-                self._tsq[p] = q
-        return {p: self._tsq.get(p, "") for p in phrases}
-
-    def _doc_freq(self, phrase: str, tsq: str, n_chunks: int) -> int:
-        hit = self._df.get(phrase)
-        if hit is not None and abs(hit[0] - n_chunks) <= n_chunks // 10:
-            return hit[1]
-        if not tsq:
-            return 0
-        with self._read() as conn:
-            df = int(conn.execute("SELECT count(*) FROM chunks WHERE tsv @@ %s::tsquery", (tsq,)).fetchone()[0])
-        if len(self._df) > 50_000:
-            self._df.clear()
-        self._df[phrase] = (n_chunks, df)
-        return df
-
-    @_guard
-    def document_frequency(self, phrase: str, n_chunks: int | None = None) -> int:
-        """Passages holding a phrase (``"words"``, quotes optional; stemmed as BM25 stems);
-        cached until the index grows or shrinks by 10%."""
-        if n_chunks is None:
-            n_chunks = self.count()[1]
-        words = phrase.strip().strip('"')
-        return self._doc_freq(words, self._tsqueries([words])[words], n_chunks)
-
-    @_guard
-    def lexical_search(self, match: LexicalQuery | str, n: int, since: str | None = None,
-                       until: str | None = None) -> list[tuple[int, float]]:
-        """BM25 as FTS5 computes it (title weighted 0.4); (chunk id, score) best first."""
-        if isinstance(match, str):
-            match = _parse_fts5(match)
-        if not match:
-            return []
-        _, _, n_chunks, n_tokens = self._state()
-        if n_chunks == 0:
-            return []
-        tsq = self._tsqueries(match.phrases)
-        any_ = [p for p in dict.fromkeys(match.any) if tsq[p]]
-        all_ = [p for p in dict.fromkeys(match.all) if tsq[p]]
-        if not any_ and not all_:
-            return []
-        df = {p: self._doc_freq(p, tsq[p], n_chunks) for p in dict.fromkeys(all_ + any_)}
-        any_ = self._within_budget(any_, all_, df, n_chunks)
-        phrases = list(dict.fromkeys(all_ + any_))
-        parts = [f"({tsq[p]})" for p in all_]
-        if any_:
-            parts.append("(" + " | ".join(f"({tsq[p]})" for p in any_) + ")")
-        cond = " & ".join(parts)
-        avgdl = n_tokens / n_chunks if n_tokens else 1.0
-        # per passage: f<i> the weighted frequency of phrase i, k the length norm; float8 throughout
-        tfs, terms, args = [], [], []
-        for i, p in enumerate(phrases):  # most phrases are absent from a passage: @@ says so at a fifth of the cost
-            tfs.append(f"CASE WHEN c.tsv @@ %s::tsquery THEN ts_rank_cd('{RANK_WEIGHTS}', c.tsv, %s::tsquery, 0)::float8 "
-                       f"ELSE 0 END AS f{i}")
-            terms.append(f"%s::float8 * f{i} / (f{i} + k)")
-            args += [tsq[p], tsq[p]]
-        where, wargs = _date_where(since, until)
-        sql = (f"SELECT id, ({' + '.join(terms)}) * {K1 + 1!r} AS s FROM (SELECT c.id, {', '.join(tfs)}, "
-               f"{K1 * (1 - B)!r} + {K1 * B!r} * c.tokens / %s::float8 AS k FROM chunks c "
-               f"WHERE c.tsv @@ %s::tsquery{where} OFFSET 0) m ORDER BY s DESC, id LIMIT %s")
-        # as FTS5; a count taken while another process writes may exceed the passages counted before it
-        idfs = [max(math.log((max(n_chunks - df[p], 0) + 0.5) / (df[p] + 0.5)), 1e-6) for p in phrases]
-        with self._read() as conn:
-            rows = conn.execute(sql, [*idfs, *args, avgdl, cond, *wargs, n]).fetchall()
-        return [(int(r[0]), float(r[1])) for r in rows]
-
-    def _within_budget(self, any_: list[str], all_: list[str], df: dict[str, int], n_chunks: int) -> list[str]:
-        """The OR phrases to score: all of them, or for a large index the rarest within the
-        posting budget (at least one)."""
-        budget = self.lexical_budget
-        if not budget or n_chunks <= budget or len(any_) < 2:
-            return any_
-        cap = min((df[p] for p in all_), default=None)
-        keep = sorted(any_, key=lambda p: df[p])
-        while len(keep) > 1 and min(sum(df[p] for p in keep), cap if cap is not None else math.inf) > budget:
-            keep.pop()
-        kept = set(keep)
-        return [p for p in any_ if p in kept]
-
-    # ------------------------------------------------------------------ dense
-
-    @_guard
-    def dense_search(self, qvec: np.ndarray, n: int, since: str | None = None,
-                     until: str | None = None) -> list[tuple[int, float]]:
-        """Inner-product top-n through the HNSW index; (chunk id, cosine) best first."""
-        q = np.ascontiguousarray(np.asarray(qvec, dtype=np.float32).reshape(-1))
-        dim = self.dimension
-        if dim is None:
-            return []
-        if q.shape[0] != dim:
-            raise EmbedderMismatchError(f"index {self.server}: query vector dimension {q.shape[0]} != index {dim}")
-        where, wargs = _date_where(since, until)
-        ef = max(self.config.ef_search, n)
-        if where:
-            n_chunks = self._state()[2]
-            in_range = self._in_range(since, until, where, wargs)
-            if in_range == 0:
-                return []
-            if in_range <= self.config.exact_max:
-                sql = (f"WITH c AS MATERIALIZED (SELECT c.id, c.embedding FROM chunks c WHERE true{where}) "
-                       "SELECT id, -(embedding <#> %s) FROM c ORDER BY embedding <#> %s LIMIT %s")
-                with self._read() as conn:
-                    rows = conn.execute(sql, [*wargs, q, q, n]).fetchall()
-                return [(int(r[0]), float(r[1])) for r in rows]
-            ef = min(1000, max(ef, math.ceil(2 * n * n_chunks / in_range)))
-        sql = (f"SELECT c.id, -(c.embedding <#> %s) FROM chunks c WHERE true{where} "
-               "ORDER BY c.embedding <#> %s LIMIT %s")
-        with self._read() as conn:
-            if ef != self.config.ef_search:
-                with conn.transaction():
-                    conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
-                    rows = conn.execute(sql, [q, *wargs, q, n]).fetchall()
-            else:
-                rows = conn.execute(sql, [q, *wargs, q, n]).fetchall()
-        return [(int(r[0]), float(r[1])) for r in rows]
-
-    def _in_range(self, since, until, where: str, wargs: list) -> int:
-        key = (since, until)
-        if key not in self._range:
-            with self._read() as conn:
-                self._range[key] = int(conn.execute(f"SELECT count(*) FROM chunks c WHERE true{where}",
-                                                    wargs).fetchone()[0])
-        return self._range[key]
-
     def close(self) -> None:
         for pool in {id(self._pool): self._pool, id(self._read_pool): self._read_pool}.values():
             pool.close()
-
-
-def _date_where(since: str | None, until: str | None) -> tuple[str, list[str]]:
-    clauses, args = "", []
-    if since:
-        clauses += " AND c.date >= %s"
-        args.append(since)
-    if until:
-        clauses += " AND c.date <= %s"
-        args.append(until)
-    return clauses, args
-
-
-_PHRASE = re.compile(r'"([^"]*)"')
-
-
-def _parse_fts5(match: str) -> LexicalQuery:
-    """The FTS5 expressions retrieval used to build (``"a" OR "b"``, ``"x" AND ("a" OR "b")``)
-    as a LexicalQuery, for callers that still pass strings."""
-    head, sep, tail = match.partition(" AND (")
-    if sep:
-        return LexicalQuery(tuple(_PHRASE.findall(tail)), tuple(_PHRASE.findall(head)))
-    return LexicalQuery(tuple(_PHRASE.findall(match)))

@@ -17,6 +17,7 @@ folder lives in a fresh ``/tmp/rag-pg-*`` directory, outside any private temp fo
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import importlib.util
 import os
@@ -75,10 +76,35 @@ def install_without_pgvector(root: Path) -> Path:
         if not entry.name.startswith("vector"):
             (ext / entry.name).symlink_to(entry)
     _open_up(root)
-    for p in root.rglob("*"):
-        if not p.is_symlink():
-            p.chmod(p.stat().st_mode | 0o005)
     return dest
+
+
+_copies: dict[Path, Path] = {}
+
+
+def _reachable(path: Path) -> bool:
+    """Whether any user may traverse every folder down to ``path``."""
+    return all(p.stat().st_mode & 0o001 for p in [path, *path.parents] if p.is_dir())
+
+
+def reachable_install(install: Path) -> Path:
+    """``install``, or, when the unprivileged user cannot reach it (a checkout under /root), a
+    copy in a fresh temp folder (binaries, libraries and the vendored ``pgserver.libs``), made once
+    per process and removed at exit. Nothing outside our own folders changes its permissions."""
+    if _reachable(install):
+        return install
+    if install not in _copies:
+        root = Path(tempfile.mkdtemp(prefix="rag-pg-bin-"))
+        root.chmod(0o755)
+        dest = root / "pgserver" / "pginstall"
+        shutil.copytree(install, dest, symlinks=True)
+        libs = install.parent.parent / "pgserver.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, root / "pgserver.libs", symlinks=True)
+        _open_up(root)
+        atexit.register(shutil.rmtree, root, True)
+        _copies[install] = dest
+    return _copies[install]
 
 
 def free_port() -> int:
@@ -87,15 +113,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _open_up(path: Path) -> None:
-    """Lets the unprivileged user read and traverse ``path`` (and reach it)."""
-    for p in [path, *path.parents]:
-        try:
-            mode = p.stat().st_mode
-            if not mode & 0o001:
-                p.chmod(mode | 0o005)
-        except OSError:
-            pass
+def _open_up(root: Path) -> None:
+    """Lets any user read and traverse a folder tree we made."""
+    for p in [root, *root.rglob("*")]:
+        if not p.is_symlink():
+            p.chmod(p.stat().st_mode | 0o005)
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -104,6 +126,24 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+
+
+def _sweep_stale(max_age_s: float = 3600) -> None:
+    """Removes data folders left by servers whose process died without cleaning up (a killed
+    test run): older than an hour, and no live postmaster."""
+    for d in Path(tempfile.gettempdir()).glob("rag-pg-*"):
+        try:
+            if d.name.startswith("rag-pg-bin-") or time.time() - d.stat().st_mtime < max_age_s:
+                continue
+            pid_file = d / "data" / "postmaster.pid"
+            if pid_file.exists():
+                os.kill(int(pid_file.read_text().split()[0]), 0)
+                continue  # alive
+        except ProcessLookupError:
+            pass
+        except (OSError, ValueError, IndexError):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
 
 
 class LocalPostgres:
@@ -152,9 +192,10 @@ class LocalPostgres:
         return self.root / "data"
 
     def start(self) -> "LocalPostgres":
+        _sweep_stale()
         self.root = Path(tempfile.mkdtemp(prefix="rag-pg-"))
-        _open_up(self.install)
         if self._run_as is not None:
+            self.install = reachable_install(self.install)
             os.chown(self.root, self._run_as.pw_uid, self._run_as.pw_gid)
         if self.replica_of is None:
             pwfile = self.root / "pw"
