@@ -12,7 +12,9 @@
   exactly the weighted count of its occurrences. ``@@`` is checked first, since most phrases are
   absent from most candidates and it costs a fifth as much. Scoring a candidate costs
   microseconds (FTS5: a fraction of one), so above ``lexical_budget`` passages an OR query keeps
-  its rarest phrases within that many postings, as the SQLite store does above its own budget.
+  its rarest phrases within that many postings, as the SQLite store does above its own budget; a
+query left with only words that several budgets' worth of passages have ("who won the league")
+is not scored at all (the dense half still answers it).
 
 Expects of the class it is mixed into: ``config`` (``PgConfig``), ``lexical_budget``, ``server``,
 ``dimension``, ``_read()`` (a connection for reading), ``_state()`` and the caches ``_df``,
@@ -32,6 +34,7 @@ from .lexical import LexicalQuery
 from .pgschema import TEXT_WEIGHT, TITLE_WEIGHT, guarded
 
 K1, B = 1.2, 0.75
+OVERFLOW = 4  # a query whose rarest phrases still match this many budgets of passages is not scored
 RANK_WEIGHTS = f"{{0,0,{TITLE_WEIGHT},{TEXT_WEIGHT}}}"  # ts_rank_cd weights D, C, B (title), A (text)
 
 
@@ -92,6 +95,11 @@ class PgSearch:
             return []
         df = {p: self._doc_freq(p, tsq[p], n_chunks) for p in dict.fromkeys(all_ + any_)}
         any_ = self._within_budget(any_, all_, df, n_chunks)
+        budget = self.lexical_budget
+        if budget and n_chunks > budget:
+            estimate = min([sum(df[p] for p in any_) if any_ else n_chunks] + [df[p] for p in all_])
+            if estimate > OVERFLOW * budget:
+                return []  # only words a large share of passages have: little to rank by, and slow to
         phrases = list(dict.fromkeys(all_ + any_))
         parts = [f"({tsq[p]})" for p in all_]
         if any_:

@@ -294,3 +294,21 @@ def test_questions_go_to_the_replica_and_writes_to_the_primary(pg_server, pg_dsn
         assert a.stats().path == f"postgresql://rag@127.0.0.1:{pg_server.port}/{db}"  # named by its primary
         assert a.stats().articles == 2
         a.close()
+
+
+def test_bm25_posting_budget_on_a_large_index(pg_dsn, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(60):
+        extra = " The referee was Zandorf." if i in (7, 8) else ""
+        (corpus / f"m{i:02d}.txt").write_text(f"Match {i}\n\nThe league match ended in a draw.{extra}\n")
+    a = Assistant(pg_dsn, embedder=HashEmbedder(), seed=False, quiet=True)
+    a.add([corpus])
+    store = a.store
+    whole = {store.chunks([c])[c].article_id for c, _ in store.lexical_search(LexicalQuery(("league", "zandorf")), 100)}
+    assert len(whole) == 60  # under the budget: every match is scored
+    store.lexical_budget = 10  # now the index counts as large
+    kept = {store.chunks([c])[c].article_id for c, _ in store.lexical_search(LexicalQuery(("league", "zandorf")), 100)}
+    assert kept == {"m07", "m08"}  # the rare word alone, within the budget
+    assert store.lexical_search(LexicalQuery(("league", "draw")), 100) == []  # only words every passage has
+    a.close()
