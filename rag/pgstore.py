@@ -48,8 +48,8 @@ class PgConfig:
 
     Attributes:
         pool_size: connections per process (per server) at most.
-        ef_search: HNSW candidates per vector search (``hnsw.ef_search``); more is slower and
-            closer to exact.
+        ef_search: HNSW candidates per vector search (``hnsw.ef_search``; more is slower and
+            closer to exact); None: grown with the index (100 up to 100k passages, 300 at 1M).
         hnsw_m, hnsw_ef_construction: graph degree and build-time candidates of a new index.
         exact_max: a date-filtered vector search scans exactly when at most this many passages
             are in range.
@@ -59,9 +59,9 @@ class PgConfig:
     """
 
     pool_size: int = 8
-    ef_search: int = 100
+    ef_search: int | None = None
     hnsw_m: int = 16
-    hnsw_ef_construction: int = 64
+    hnsw_ef_construction: int = 200
     exact_max: int = 20_000
     lexical_budget: int | None = 4_000
     connect_timeout: int = 10
@@ -96,7 +96,11 @@ class PgStore(PgSearch):
         with self._connect(dsn) as conn:
             self._prepare(conn, create)
         self._pool = self._open_pool(dsn)
-        self._read_pool = self._open_pool(self.read_dsn, what="read replica") if self.read_dsn else self._pool
+        try:
+            self._read_pool = self._open_pool(self.read_dsn, what="read replica") if self.read_dsn else self._pool
+        except Exception:
+            self._pool.close()
+            raise
 
     # ------------------------------------------------------------------ connecting
 
@@ -120,13 +124,14 @@ class PgStore(PgSearch):
         return pool
 
     def _configure(self, conn) -> None:
-        """Every connection: vectors as numpy arrays, and index scans for every search. The
+        """Every connection: vectors as numpy arrays, and index scans for every search (the HNSW
+        search width is set per search, by index size: ``PgSearch.ef_search``). The
         planner would scan the whole table for a common word, reading every passage's tsvector
         (seconds at 1M passages); through the GIN index a count costs milliseconds."""
         from pgvector.psycopg import register_vector
 
         register_vector(conn)
-        conn.execute(f"SET enable_seqscan = off; SET hnsw.ef_search = {int(self.config.ef_search)}")
+        conn.execute("SET enable_seqscan = off")
 
     def _prepare(self, conn, create: bool) -> None:
         """Creates or upgrades the schema (under an advisory lock), then checks the embedder."""

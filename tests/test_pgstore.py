@@ -122,6 +122,15 @@ def test_errors_name_the_server_never_the_password(pg_server, pg_dsn, capsys, tm
     assert code == 2 and "was built with embedder 'hash-a', not 'hash-64'" in err and PASSWORD not in err
 
 
+def test_an_unreachable_replica_is_named_as_such(pg_dsn, monkeypatch, capsys, fake_cli):
+    port = free_port()
+    monkeypatch.setenv("RAG_INDEX_READ", f"postgresql://rag:{PASSWORD}@127.0.0.1:{port}/rag")
+    code, out, err = run(["index", "list", "--index", pg_dsn], capsys)
+    assert code == 2 and out == ""
+    assert err.startswith(f"rag: error: read replica postgresql://rag@127.0.0.1:{port}/rag: the server cannot be reached")
+    assert PASSWORD not in err and err.count("\n") == 1
+
+
 def test_a_server_without_pgvector_is_a_clear_error(capsys, fake_cli):
     root = Path(tempfile.mkdtemp(prefix="rag-pg-novector-"))  # reachable by the server's user
     try:

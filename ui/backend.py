@@ -85,7 +85,7 @@ class ChatBackend:
         index = assistant.index_dir
         self.uploads_dir = uploads_dir(index)  # <index>/uploads, or a cache folder for a database
         self.index_dir = Path(index).resolve() if not is_dsn(index) else self.uploads_dir.parent
-        self.index_label = describe_index(index)  # never a password
+        self.index_label = describe_index(index) if is_dsn(index) else str(self.index_dir)  # never a password
         stream = getattr(assistant, "ask_stream", None)
         self._extractive: Any = None
         self._stream_kw = _accepted_keywords(stream, getattr(assistant, "ask", None)) if stream else set()
