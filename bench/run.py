@@ -7,7 +7,9 @@ machine: cores, CPU model, memory, load average before and after, library versio
     python bench/run.py                 # everything: 10k, 100k and 1M passages (~10 min, 2 cores)
     python bench/run.py --quick         # the same sections at 10k passages only (~1-2 min)
     python bench/run.py --model x.gguf  # also time to first token and tokens/s of a GGUF model
-    python bench/run.py --embedder all-MiniLM-L6-v2   # the PyTorch fp32 embedder instead
+    python bench/run.py --embedder all-MiniLM-L6-v2   # the fp32 embedder instead
+    python bench/run.py --only serve    # the HTTP API alone: overhead, first token, 8 clients
+    python bench/run.py --only embedders,scaling,chunking  # the robustness targets (bench/robust.py)
 
 Ingestion and the large-index questions run in child processes (bench/child.py) so that their
 peak RSS and start-up are their own. Timings are wall clock and medians unless said otherwise;
@@ -34,10 +36,12 @@ from pathlib import Path
 import numpy as np
 
 BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+import robust  # noqa: E402  (bench/robust.py: the robustness targets)
 ROOT = BENCH.parent
 SHARED = Path(os.environ.get("RAG_SHARED", ROOT.parent / "shared"))
 CORPUS = SHARED / "corpora" / "bbc-football"
-DEV = ROOT / "eval" / "bbc_dev.jsonl"
+DEV = ROOT / "eval" / "bbc_bank.jsonl"  # the question bank (its questions only)
 SEEDS_QA = SHARED / "eval" / "seeds_qa.jsonl"
 SEEDS = ROOT / "seeds"
 RESULTS = BENCH / "results"
@@ -99,8 +103,10 @@ def machine() -> dict:
     except OSError:
         commit = "-"
     import rag
+    from robust import cpu_line
 
     return {
+        **cpu_line(),
         "cpu": cpu, "cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
         "memory_gb": round(mem_kb / 1e6, 1), "load_before": os.getloadavg(), "python": platform.python_version(),
         "rag_code": str(Path(rag.__file__).resolve().parent), "commit": commit,
@@ -415,7 +421,9 @@ def _fmt(v) -> str:
 def table(res: Results) -> str:
     m = res.machine
     lines = [f"{m['cpu']}, {m['usable_cores']} cores, {m['memory_gb']} GB; load {m['load_before'][0]:.2f} before, "
-             f"{m['load_after'][0]:.2f} after; {m['commit']}"]
+             f"{m['load_after'][0]:.2f} after; {m['commit']}",
+             f"ISA: {' '.join(m['isa']) or 'none found'}; int8 dot products: {'yes' if m['int8_dot'] else 'no'}; "
+             f"embedder for new indexes: {m['default_embedder']}"]
     w1 = max(len(r.section) for r in res.rows)
     w2 = max(len(r.metric) for r in res.rows)
     section = None
@@ -435,7 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--embedder", help="embedder to benchmark (default: the default for a new index)")
     p.add_argument("--scale", help="passage counts for dense search, e.g. 10000,100000,1000000")
     p.add_argument("--ask-at", type=int, help="passages in the large index asked end to end")
-    p.add_argument("--only", help="comma-separated sections: ingest,ask,cold,scale,ask-at-scale,llm, and for the "
+    p.add_argument("--only", help="comma-separated sections: ingest,ask,cold,scale,ask-at-scale,llm,"
+                                  "feeds,watch,extract,serve,embedders,scaling,chunking, and for the "
                                   "PostgreSQL store pg-ingest,pg-ask,pg-scale,concurrency")
     p.add_argument("--pg", metavar="DSN", help="PostgreSQL server to benchmark on (default: start a local one)")
     p.add_argument("--pg-scale", help="passage counts asked end to end in PostgreSQL (default 100000,1000000)")
@@ -452,6 +461,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                          [10_000, 100_000, 1_000_000])
     ask_at = args.ask_at or (10_000 if args.quick else 1_000_000)
     only = set(args.only.split(",")) if args.only else {"ingest", "ask", "cold", "scale", "ask-at-scale", "llm",
+                                                        "feeds", "watch", "extract", "serve",
+                                                        "embedders", "scaling", "chunking",
                                                         "pg-ingest", "pg-ask", "pg-scale", "concurrency"}
     pg_sizes = [int(s) for s in args.pg_scale.split(",")] if args.pg_scale else ([10_000] if args.quick else
                                                                                  [100_000, 1_000_000])
@@ -466,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         if only & {"ingest", "ask", "cold"}:
             bbc_index = bench_ingest(res, work, args.embedder, full=not args.quick)
             bench_size(res, bbc_index)
-        seeds = seeds_index(work, args.embedder) if only & {"ask", "cold", "llm"} else None
+        seeds = seeds_index(work, args.embedder) if only & {"ask", "cold", "llm", "serve"} else None
         if "ask" in only:
             bench_ask(res, seeds, bbc_index, args.embedder, repeats)
         if "cold" in only:
@@ -476,8 +487,16 @@ def main(argv: list[str] | None = None) -> int:
             bench_scale(res, work, args.embedder, sizes)
         if "ask-at-scale" in only:
             bench_ask_at_scale(res, work, args.embedder, ask_at, repeats)
+        if "serve" in only:
+            sys.path.insert(0, str(BENCH))
+            from serve_api import bench_serve
+
+            bench_serve(res, seeds, args.embedder, jsonl_questions(SEEDS_QA) or [COLD_QUESTION], cmd=rag_command(),
+                        env=_env(), repeats=3 * repeats, seconds=5 if args.quick else 15)
         if "llm" in only and args.model:
             bench_llm(res, seeds, args.model.resolve(), args.embedder)
+                                                        "feeds", "watch", "extract", "serve",
+                                                        "embedders", "scaling", "chunking",
         if only & {"pg-ingest", "pg-ask", "pg-scale", "concurrency"}:
             bench_postgresql(res, work, args, only, pg_sizes, repeats, bbc_index, ask_at)
     finally:

@@ -12,18 +12,24 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .answer import Answerer, ExtractiveAnswerer
 from .embed import Embedder, make_embedder, minilm_variant
-from .errors import ConfigError, InputError
+from .errors import ConfigError, IndexAccessError, InputError
 from .followup import Rewrite, check_history, rewrite
-from .indexer import Indexer, Progress
+from .indexer import FairLock, Indexer, Progress
 from .llm import LlamaCppAnswerer, LLMSettings, resolve_model
-from .ingest import normalise_date
+from .ingest import ParsedSource, normalise_date
 from .models import Answer, ArticleInfo, IndexStats, IngestReport, Passage
 from .rerank import CrossEncoderReranker, make_reranker
 from .retrieve import RetrievalConfig, Retriever
+from .store import DB_NAME
 from .stores import describe_index, index_exists, open_store, resolve_index, stored_embedder
+
+if TYPE_CHECKING:  # feeds and fetching load only when used: `rag ask` stays fast
+    from .feeds import Feeds
+    from .fetch import FetchSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAX_QUESTION_CHARS = 2000
@@ -99,12 +105,18 @@ class Assistant:
             embedder = minilm_variant(stored_embedder(self.index_dir))
         self.embedder = make_embedder(embedder)
         fresh = not index_exists(self.index_dir)
+        folder_existed = isinstance(self.index_dir, Path) and self.index_dir.exists()
         self.store = open_store(self.index_dir, embedder_name=self.embedder.name)
+        # A first add that fails (the embedder cannot load, say) leaves no empty index behind.
+        self._made_here = (fresh, folder_existed)
+        self._discarded = False
         self.retriever = Retriever(self.store, self.embedder, retrieval, reranker=make_reranker(reranker))
         self.answerer: Answerer = answerer or ExtractiveAnswerer()
         self.top_k = top_k
         self.quiet = quiet
-        self._write_lock = threading.Lock()
+        self._turn = FairLock()  # ingests and removals take turns in bounded steps
+        self._feeds: Feeds | None = None
+        self._feeds_lock = threading.Lock()
         seeds = default_seeds_dir() if seed is None or seed is True else (Path(seed) if seed else None)
         self._pending_seed = seeds if (fresh and seeds is not None and seeds.is_dir()) else None
 
@@ -125,27 +137,99 @@ class Assistant:
 
     # ---------------------------------------------------------------- articles
 
-    def add(self, paths: Iterable[str | Path] | str | Path, *, progress: Progress | bool | None = None) -> IngestReport:
-        """Indexes files and folders; see ``IngestReport`` for what happened to each."""
+    def add(self, paths: Iterable[str | Path] | str | Path, *, progress: Progress | bool | None = None,
+            fetch: FetchSettings | None = None) -> IngestReport:
+        """Indexes files, folders and web pages (http(s) URLs); see ``IngestReport`` for what
+        happened to each. Pages are fetched politely (``fetch``: timeouts, size cap, robots.txt)
+        before the index is locked, so a slow site never holds up other writers."""
         if isinstance(paths, (str, Path)):
             paths = [paths]
         paths = list(paths)
         if not paths:
             raise InputError("no paths given")
         self._pending_seed = None
-        with self._write_lock:
-            return Indexer(self.store, self.embedder).add(paths, progress=progress)
+        self._check_open()
+        if getattr(self.store, "read_only", False):  # before any file is read or embedded
+            self.store._require_writable()
+        from .web import fetch_pages, is_url
+
+        urls = [p for p in paths if is_url(p)]
+        files = [p for p in paths if not is_url(p)]
+        pages = []
+        if urls:
+            with self.feeds.fetcher(fetch) as fetcher:
+                pages = fetch_pages(fetcher, [str(u) for u in urls])
+        try:
+            indexer = Indexer(self.store, self.embedder, turn=self._turn)
+            report = indexer.add(files, progress=progress) if files else IngestReport()
+            if pages:
+                web = indexer.add_sources(pages)
+                report.items.extend(web.items)
+                report.seconds += web.seconds
+            return report
+        except BaseException:
+            self._discard_if_empty()
+            raise
+
+    def add_sources(self, sources: Iterable[ParsedSource | InputError], *,
+                    progress: Progress | None = None) -> IngestReport:
+        """Indexes articles already read (web pages, feed entries); failures are reported."""
+        self._pending_seed = None
+        self._check_open()
+        return Indexer(self.store, self.embedder, turn=self._turn).add_sources(sources, progress=progress)
+
+    @property
+    def feeds(self) -> Feeds:
+        """The feeds this index follows (``rag.feeds.Feeds``), created on first use."""
+        from .feeds import Feeds
+
+        with self._feeds_lock:
+            if self._feeds is None:
+                self._feeds = Feeds(self)
+            return self._feeds
+
+    def _discard_if_empty(self) -> None:
+        """After a failed add: an index this Assistant created and that holds nothing is removed
+        again (its files, and its folder if this Assistant made it)."""
+        fresh, folder_existed = self._made_here
+        if not isinstance(self.index_dir, Path):  # a database: its schema stays, it costs nothing
+            return
+        try:
+            if not fresh or self.store.generation != 0 or self.store.count() != (0, 0):
+                return
+        except Exception:  # the failure may have been the store itself: leave it for inspection
+            return
+        self.store.close()
+        self._discarded = True
+        for f in list(self.index_dir.glob(f"{DB_NAME}*")) + list(self.index_dir.glob("faiss-*.index*")):
+            try:
+                f.unlink()
+            except OSError:
+                pass
+        if not folder_existed:
+            try:
+                self.index_dir.rmdir()
+            except OSError:
+                pass
+
+    def _check_open(self) -> None:
+        if self._discarded:
+            raise IndexAccessError(f"{self.index_dir}: the new index was removed again after its first add "
+                                   "failed; make a new Assistant to try again")
 
     def remove(self, article_id: str) -> None:
-        with self._write_lock:
+        self._check_open()
+        with self._turn:
             if not self.store.remove(article_id):
                 raise InputError(f"no article with id '{article_id}' (see `rag index list`)")
 
     def articles(self) -> list[ArticleInfo]:
+        self._check_open()
         self._ensure_seeded()
         return self.store.list_articles()
 
     def stats(self) -> IndexStats:
+        self._check_open()
         self._ensure_seeded()
         return self.store.stats()
 
@@ -164,6 +248,7 @@ class Assistant:
         since, until = _check_date("since", since), _check_date("until", until)
         if since and until and since > until:
             raise ConfigError(f"since {since} is after until {until}")
+        self._check_open()
         self._ensure_seeded()
         return self.retriever.analyse(question, since=since, until=until)
 
@@ -182,7 +267,7 @@ class Assistant:
         t0 = time.perf_counter()
         rw = self.standalone(question, history)
         query = self._query(rw.standalone, since, until)
-        passages = self.retriever.retrieve(query, top_k or self.top_k)
+        passages = self.retriever.retrieve(query, top_k or self.top_k)  # checked against their articles
         return t0, rw, query, passages
 
     @staticmethod
@@ -231,6 +316,8 @@ class Assistant:
         close = getattr(self.answerer, "close", None)
         if callable(close):
             close()
+        if self._feeds is not None:
+            self._feeds.store.close()
         self.store.close()
 
 

@@ -14,6 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import cli_sources as sources
+from .terminal import term
+
 EXIT_USER_ERROR = 2
 
 
@@ -22,7 +25,7 @@ def _add_index_opts(p: argparse.ArgumentParser) -> None:
                    help="index folder, or postgresql://USER:PASSWORD@HOST:PORT/DB for an index in PostgreSQL "
                         "(default: $RAG_INDEX or ./index of the project)")
     p.add_argument("--embedder", metavar="NAME_OR_PATH",
-                   help="all-MiniLM-L6-v2-int8 (ONNX), all-MiniLM-L6-v2 (PyTorch) or a sentence-transformers "
+                   help="all-MiniLM-L6-v2-int8-256 (ONNX), all-MiniLM-L6-v2 (PyTorch) or a sentence-transformers "
                         "model (default: int8 where onnxruntime is installed; an index keeps its own)")
 
 
@@ -76,15 +79,22 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--port", type=int, default=7860, metavar="PORT", help="port (default 7860)")
     chat.add_argument("--auth", metavar="USER:PASSWORD", help="require this login to use the page")
     chat.add_argument("--top-k", type=int, default=5, metavar="N", help="default passages per answer (default 5)")
+    chat.add_argument("--feeds-every", metavar="INTERVAL",
+                      help="update the index's feeds in the background at this interval, e.g. 15m")
     add_llm_options(chat)
+
+    from .server.cli import add_serve_parser
+
+    add_serve_parser(sub)
 
     index = sub.add_parser("index", help="manage the articles in the index")
     isub = index.add_subparsers(dest="index_command", metavar="ACTION")
     isub.required = True
-    add = isub.add_parser("add", help="index files or folders (.txt .md .html .json .jsonl .csv)")
-    add.add_argument("paths", nargs="+", metavar="PATH")
+    add = isub.add_parser("add", help="index files, folders (.txt .md .html .json .jsonl .csv) or web pages (URLs)")
+    add.add_argument("paths", nargs="+", metavar="PATH_OR_URL")
     _add_index_opts(add)
     add.add_argument("--json", action="store_true", help="print the report as JSON")
+    sources.add_fetch_opts(add)
     lst = isub.add_parser("list", help="list indexed articles")
     _add_index_opts(lst)
     lst.add_argument("--json", action="store_true")
@@ -99,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("src", metavar="SRC", help="the index to copy: a folder or a postgresql:// URL")
     cp.add_argument("dst", metavar="DST", help="where to: a folder or a postgresql:// URL (created if new)")
     cp.add_argument("--json", action="store_true", help="print the report as JSON")
+    chk = isub.add_parser("check", help="check the index for damage (SQLite, full-text index, vectors, checksums)")
+    _add_index_opts(chk)
+    chk.add_argument("--repair", action="store_true",
+                     help="rebuild what can be rebuilt from the stored articles (full-text index, FAISS file)")
+    chk.add_argument("--json", action="store_true", help="print the report as JSON")
+    sources.add_watch_parser(isub, _add_index_opts)
+    sources.add_feed_parser(sub, _add_index_opts)
 
     model = sub.add_parser("model", help="download and list GGUF models for LLM answers")
     msub = model.add_subparsers(dest="model_command", metavar="ACTION")
@@ -117,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="index this folder first (into --index, or a cache folder reused across runs)")
     _add_index_opts(ev)
     ev.add_argument("--top-k", type=int, default=5, metavar="N", help="passages per answer (default 5)")
+    ev.add_argument("--split", action="append", metavar="NAME",
+                    help="only the questions of this split (train, dev, test; repeatable; default: all, "
+                         "each reported on its own)")
     ev.add_argument("--retrieval", choices=["hybrid", "rrf", "dense", "bm25"], default="hybrid",
                     help="retrieval method: hybrid (default) or a baseline")
     ev.add_argument("--reranker", metavar="NAME_OR_PATH",
@@ -145,22 +165,26 @@ def print_answer(answer, out=None, *, verbose: bool = False, text: bool = True) 
     file and quote."""
     out = out or sys.stdout
     if text:
-        print(answer.text, file=out)
+        print(term(answer.text), file=out)
     if answer.citations:
         print("\nSources:", file=out)
         for c in answer.citations:
             flag = "" if c.supported else "  (weak support)"
-            print(f"  [{c.n}] {c.title} ({c.date or 'undated'}) — {_display_source(c.source)}{flag}", file=out)
-            print(f"      “{' '.join(c.quote.split())}”  (chars {c.start}-{c.end})", file=out)
+            print(term(f"  [{c.n}] {c.title} ({c.date or 'undated'}) — {_display_source(c.source)}{flag}", line=True),
+                  file=out)
+            print(term(f"      “{' '.join(c.quote.split())}”  (chars {c.start}-{c.end})", line=True), file=out)
     if getattr(answer, "unsupported", None):
         print("\nNot supported by the cited sources:", file=out)
         for s in answer.unsupported:
-            print(f"  - {s}", file=out)
+            print(term(f"  - {s}", line=True), file=out)
     if verbose:
         print("\nRetrieved passages:", file=out)
         for i, p in enumerate(answer.passages, start=1):
-            print(f"  {i}. {p.article.id} #{p.chunk.ordinal} score={p.score:.4f} dense={p.dense_rank} "
-                  f"bm25={p.lexical_rank}: {p.chunk.text[:90]!r}", file=out)
+            print(term(f"  {i}. {p.article.id} #{p.chunk.ordinal} score={p.score:.4f} dense={p.dense_rank} "
+                       f"bm25={p.lexical_rank}: {p.chunk.text[:90]!r}"), file=out)
+        if getattr(answer, "confidence", None) is not None:
+            print(f"\nConfidence: {answer.confidence:.2f}" + (" (below the answer threshold: closest evidence only)"
+                                                           if answer.abstained and answer.citations else ""), file=out)
         t = answer.timings
         print(f"\nTimings: retrieve {t.retrieve_ms:.1f} ms, answer {t.answer_ms:.1f} ms, total {t.total_ms:.1f} ms",
               file=out)
@@ -183,7 +207,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     answer = None
     for item in assistant.ask_stream(args.question, since=args.since, until=args.until):
         if isinstance(item, str):
-            sys.stdout.write(item)
+            sys.stdout.write(term(item))
             sys.stdout.flush()
         else:
             answer = item
@@ -209,12 +233,35 @@ def cmd_model(args: argparse.Namespace) -> int:
     raise AssertionError(args.model_command)
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """``rag index check``: works on an index too damaged to open as an Assistant."""
+    from .assistant import default_index_dir
+    from .integrity import check_index
+
+    embedder = None
+    if args.embedder:
+        from .embed import make_embedder
+
+        embedder = make_embedder(args.embedder)
+    report = check_index(args.index or default_index_dir(), repair=args.repair, embedder=embedder)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(term(report.text()))
+    return 0 if report.ok else EXIT_USER_ERROR
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     if args.index_command == "copy":
         return cmd_index_copy(args)
-    assistant = _assistant(args, seed=False if args.index_command == "add" else None)
+    if args.index_command == "check":
+        return cmd_check(args)
+    assistant = _assistant(args, seed=False if args.index_command in ("add", "watch") else None)
+    if args.index_command == "watch":
+        return sources.watch(assistant, args)
     if args.index_command == "add":
-        report = assistant.add(args.paths, progress=not args.json and sys.stderr.isatty())
+        report = assistant.add(args.paths, progress=not args.json and sys.stderr.isatty(),
+                               fetch=sources.fetch_settings(args))
         if args.json:
             from dataclasses import asdict
 
@@ -222,11 +269,13 @@ def cmd_index(args: argparse.Namespace) -> int:
         else:
             for item in report.items:
                 if item.status == "failed":
-                    print(f"failed   {item.reason}", file=sys.stderr)
+                    print(term(f"failed   {item.reason}", line=True), file=sys.stderr)
                 elif item.status == "skipped":
-                    print(f"skipped  {_display_source(item.source)} ({item.reason})")
+                    print(term(f"skipped  {_display_source(item.source)} ({item.reason})", line=True))
                 else:
-                    print(f"{item.status:<8} {_display_source(item.source)} -> {item.article_id} ({item.chunks} chunks)")
+                    note = f"; {item.note}" if item.note else ""
+                    print(term(f"{item.status:<8} {_display_source(item.source)} -> {item.article_id} "
+                               f"({item.chunks} chunks{note})", line=True))
             print(report.summary())
         return 1 if report.failed and not (report.added or report.updated or report.skipped) else 0
     if args.index_command == "list":
@@ -237,13 +286,26 @@ def cmd_index(args: argparse.Namespace) -> int:
             print(json.dumps([asdict(r) for r in rows], ensure_ascii=False, indent=2))
         else:
             for r in rows:
-                print(f"{r.id}\t{r.date or '----------'}\t{r.chunks:>3} chunks\t{r.title}")
+                print("\t".join(term(x, line=True) for x in (r.id, r.date or "----------", f"{r.chunks:>3} chunks",
+                                                              r.title)))
             print(f"{len(rows)} articles")
         return 0
     if args.index_command == "rm":
-        for aid in args.ids:
-            assistant.remove(aid)
-            print(f"removed {aid}")
+        from .errors import InputError
+
+        missing = []
+        for aid in args.ids:  # every id is tried: one unknown id does not keep the others
+            try:
+                assistant.remove(aid)
+            except InputError:
+                missing.append(aid)
+                continue
+            print(term(f"removed {aid}", line=True))
+        if missing:
+            done = len(args.ids) - len(missing)
+            names = ", ".join(f"'{m}'" for m in missing)
+            rest = "" if len(args.ids) == 1 else f"; {f'the other {done} removed' if done else 'nothing removed'}"
+            raise InputError(f"no article with id {names} (see `rag index list`){rest}")
         return 0
     if args.index_command == "stats":
         st = assistant.stats()
@@ -270,6 +332,10 @@ def cmd_index_copy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_feed(args: argparse.Namespace) -> int:
+    return sources.cmd_feed(args, _assistant(args, seed=False))
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -282,6 +348,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
     records = load_records(args.qa)
+    if args.split:
+        wanted = {x.strip() for s in args.split for x in s.split(",") if x.strip()}
+        present = {r.split for r in records}
+        unknown = wanted - present
+        if unknown:
+            raise ConfigError(f"--split {', '.join(sorted(unknown))}: {args.qa} has splits {', '.join(sorted(present))}")
+        records = [r for r in records if r.split in wanted]
     embedder = args.embedder
     index = args.index
     if index is None and args.corpus:
@@ -309,18 +382,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from ui.config import check_port, parse_auth
+    from .server.cli import run_chat  # the chat on the API's server, without the API
 
-    auth = parse_auth(args.auth)  # bad options fail before anything heavy loads
-    check_port(args.port)
-    from ui.app import serve
-
-    assistant = _assistant(args, top_k=args.top_k, **llm_kwargs(args))
-    serve(assistant, host=args.host, port=args.port, auth=auth)
-    return 0
+    return run_chat(args)
 
 
-COMMANDS = {"ask": cmd_ask, "index": cmd_index, "eval": cmd_eval, "model": cmd_model, "chat": cmd_chat}
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server.cli import run_serve
+
+    return run_serve(args)
+
+
+COMMANDS = {"ask": cmd_ask, "index": cmd_index, "eval": cmd_eval, "model": cmd_model, "chat": cmd_chat,
+            "serve": cmd_serve, "feed": cmd_feed}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -331,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except RagError as e:
-        print(f"rag: error: {e}", file=sys.stderr)
+        print(term(f"rag: error: {e}", line=True), file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("rag: interrupted", file=sys.stderr)

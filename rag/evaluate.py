@@ -1,6 +1,6 @@
 """Answer-quality evaluation: one function that the CLI, the tests and the benchmarks share.
 
-A QA file (JSONL: id, question, answers, docs, kind, style) is asked question by question
+A QA file (JSONL: id, question, answers, docs, kind, style, and optionally split) is asked question by question
 through an ``Assistant``, and each answer is scored against the record: was a gold article
 retrieved (top 1/5/10), was a passage holding an accepted answer in the top 5, does the answer
 text contain an accepted answer, do the citations point at a gold article or quote the answer,
@@ -8,8 +8,13 @@ and did the assistant abstain where it should (and only there). Scoring is kept 
 asking (``score_question`` and ``summarise`` are pure functions over plain values) so that the
 metric arithmetic is unit-tested in milliseconds, while ``evaluate`` runs the real pipeline.
 
-Matching is by the file name of each article's source, case-insensitive substring matching for
-answers, with whitespace runs collapsed, exactly as ``eval/check_dataset.py`` validates them.
+Matching is by the file name of each article's source; an answer matches text that holds it
+case-insensitively, with whitespace runs collapsed, as a whole word ("10" is not in "100", "no"
+is not in "November"), as ``eval/check_dataset.py`` validates them.
+
+Questions carry a ``split`` (train, dev or test, split by article): everything tunable is fitted
+on train, alternatives are compared on dev, and test is only reported. The report gives every
+split its own numbers, so a change can never be judged on the questions it was fitted on.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -41,6 +47,8 @@ class QARecord:
     docs: list[str]
     kind: str = "other"
     style: str = "other"
+    split: str = "all"
+    evidence: list[str] = field(default_factory=list)
 
     @property
     def answerable(self) -> bool:
@@ -70,6 +78,8 @@ def load_records(path: str | Path) -> list[QARecord]:
                 answers=[str(a) for a in obj.get("answers") or []],
                 docs=[str(d) for d in obj.get("docs") or []],
                 kind=str(obj.get("kind") or "other"), style=str(obj.get("style") or "other"),
+                split=str(obj.get("split") or "all"),
+                evidence=[str(e) for e in obj.get("evidence") or []],
             )
         except KeyError as e:
             raise InputError(f"{p}:{n}: missing field {e.args[0]!r}") from None
@@ -85,6 +95,7 @@ def load_records(path: str | Path) -> list[QARecord]:
 
 
 def _norm(text: str) -> str:
+    text = text.replace("’", "'").replace("‘", "'").replace("“", '"').replace("”", '"')
     return " ".join(text.split()).lower()
 
 
@@ -94,10 +105,24 @@ def doc_name(source: str) -> str:
     return s.replace("\\", "/").rsplit("/", 1)[-1]
 
 
+def _answer_pattern(answer: str) -> re.Pattern[str] | None:
+    a = _norm(answer)
+    if not a:
+        return None
+    left = r"(?<!\w)" if a[0].isalnum() else ""
+    right = r"(?!\w)" if a[-1].isalnum() else ""
+    return re.compile(left + re.escape(a) + right)
+
+
 def contains_answer(text: str, answers: Iterable[str]) -> bool:
-    """An accepted answer occurs in the text (case-insensitive, whitespace collapsed)."""
+    """An accepted answer occurs in the text as whole words (case-insensitive, whitespace
+    collapsed, curly quotes made plain)."""
     t = _norm(text)
-    return any(_norm(a) and _norm(a) in t for a in answers)
+    for a in answers:
+        rx = _answer_pattern(a)
+        if rx is not None and rx.search(t):
+            return True
+    return False
 
 
 @dataclass
@@ -119,6 +144,7 @@ class QuestionResult:
     latency_ms: float
     answer: str
     cited: list[str] = field(default_factory=list)
+    split: str = "all"
 
     @property
     def passed(self) -> bool:
@@ -139,17 +165,23 @@ def score_question(record: QARecord, answer: Answer, passages: Sequence[Passage]
         if answer_rank is None and record.answers and contains_answer(p.chunk.text, record.answers):
             answer_rank = i
     good = 0
-    for c in answer.citations:
+    cited = [] if answer.abstained else answer.citations  # "closest evidence" is not an answer's citation
+    for c in cited:
         if doc_name(c.source).lower() in gold or (record.answers and contains_answer(c.quote, record.answers)):
             good += 1
-    hit = bool(record.answers) and not answer.abstained and contains_answer(answer.text, record.answers)
     lead_text = answer.short_answer or (answer.text.strip().splitlines() or [""])[0]
-    lead = hit and contains_answer(lead_text, record.answers)
+    if record.kind == "yes_no":  # "no" is in many answers: a yes/no answer must lead with it
+        words = _norm(lead_text).split()
+        first = words[0].strip(".,!;:") if words else ""
+        hit = bool(record.answers) and not answer.abstained and first in {_norm(a) for a in record.answers}
+    else:
+        hit = bool(record.answers) and not answer.abstained and contains_answer(answer.text, record.answers)
+    lead = hit and (record.kind == "yes_no" or contains_answer(lead_text, record.answers))
     return QuestionResult(
-        id=record.id, question=record.question, kind=record.kind, style=record.style,
+        id=record.id, question=record.question, kind=record.kind, style=record.style, split=record.split,
         answerable=record.answerable, gold_rank=gold_rank, answer_rank=answer_rank, hit=hit, lead=lead,
-        abstained=answer.abstained, citations=len(answer.citations), good_citations=good,
-        latency_ms=latency_ms, answer=answer.text, cited=[doc_name(c.source) for c in answer.citations],
+        abstained=answer.abstained, citations=len(cited), good_citations=good,
+        latency_ms=latency_ms, answer=answer.text, cited=[doc_name(c.source) for c in cited],
     )
 
 
@@ -226,6 +258,7 @@ class EvalReport:
     by_kind: dict[str, Metrics]
     by_style: dict[str, Metrics]
     questions: list[QuestionResult]
+    by_split: dict[str, "EvalReport"] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -238,14 +271,26 @@ class EvalReport:
         return format_report(self, per_question=per_question)
 
 
-def build_report(name: str, results: Sequence[QuestionResult], settings: dict[str, Any] | None = None) -> EvalReport:
-    def groups(key: Callable[[QuestionResult], str]) -> dict[str, Metrics]:
-        names = sorted({key(r) for r in results})
-        return {n: summarise([r for r in results if key(r) == n]) for n in names}
+SPLIT_ORDER = ("train", "dev", "test")
 
-    return EvalReport(name=name, settings=dict(settings or {}), total=summarise(results),
-                      by_kind=groups(lambda r: r.kind), by_style=groups(lambda r: r.style),
-                      questions=list(results))
+
+def build_report(name: str, results: Sequence[QuestionResult], settings: dict[str, Any] | None = None) -> EvalReport:
+    """Totals, breakdowns by kind and style, and (when the questions carry splits) one report
+    per split, in the order train, dev, test."""
+    def groups(rs: Sequence[QuestionResult], key: Callable[[QuestionResult], str]) -> dict[str, Metrics]:
+        names = sorted({key(r) for r in rs})
+        return {n: summarise([r for r in rs if key(r) == n]) for n in names}
+
+    def one(label: str, rs: Sequence[QuestionResult]) -> EvalReport:
+        return EvalReport(name=label, settings=dict(settings or {}), total=summarise(rs),
+                          by_kind=groups(rs, lambda r: r.kind), by_style=groups(rs, lambda r: r.style),
+                          questions=list(rs))
+
+    report = one(name, results)
+    splits = sorted({r.split for r in results}, key=lambda s: (SPLIT_ORDER.index(s) if s in SPLIT_ORDER else 9, s))
+    if splits != ["all"]:
+        report.by_split = {s: one(f"{name} [{s}]", [r for r in results if r.split == s]) for s in splits}
+    return report
 
 
 # ---------------------------------------------------------------- running
@@ -328,18 +373,31 @@ def _row(label: str, m: Metrics, width: int) -> str:
     return f"{label:<{width}}" + "".join(f" {v:>{w}}" for v, (_, w) in zip(vals, _COLS))
 
 
+def _block(report: EvalReport, width: int) -> list[str]:
+    lines = [_row("total", report.total, width)]
+    lines += [_row(f"kind={k}", m, width) for k, m in report.by_kind.items()]
+    lines += [_row(f"style={st}", m, width) for st, m in report.by_style.items()]
+    return lines
+
+
 def format_report(report: EvalReport, *, per_question: bool = False) -> str:
-    labels = ["total"] + [f"kind={k}" for k in report.by_kind] + [f"style={s}" for s in report.by_style]
+    """The table ``rag eval`` prints: with splits, one line per split first, then each split's
+    breakdown by kind and style; the questions not passed (or all, with ``per_question``)."""
+    parts = list(report.by_split.values()) or [report]
+    labels = ["total"] + [f"split={sp}" for sp in report.by_split]
+    for r in parts:
+        labels += [f"kind={k}" for k in r.by_kind] + [f"style={st}" for st in r.by_style]
     width = max(len(x) for x in labels) + 1
     head = f"{'':<{width}}" + "".join(f" {name:>{w}}" for name, w in _COLS)
-    lines = [f"{report.name}: {report.total.questions} questions "
-             f"({report.total.answerable} answerable, {report.total.unanswerable} unanswerable)", head]
-    lines.append(_row("total", report.total, width))
-    for k, m in report.by_kind.items():
-        lines.append(_row(f"kind={k}", m, width))
-    for s, m in report.by_style.items():
-        lines.append(_row(f"style={s}", m, width))
     t = report.total
+    lines = [f"{report.name}: {t.questions} questions ({t.answerable} answerable, {t.unanswerable} unanswerable)"]
+    if report.by_split:
+        lines += [head] + [_row(f"split={sp}", r.total, width) for sp, r in report.by_split.items()]
+        lines.append(_row("all", report.total, width))
+        for sp, r in report.by_split.items():
+            lines += ["", f"{sp}: {r.total.questions} questions", head] + _block(r, width)
+    else:
+        lines += [head] + _block(report, width)
     lines.append(f"latency per question: median {t.latency_median_ms:.0f} ms, p95 {t.latency_p95_ms:.0f} ms")
     lines.append("gold@k: a gold article in the top k passages; ans@5: a passage with an accepted answer in the "
                  "top 5; hit: answer text holds an accepted answer; lead: so does its short answer (or first "
@@ -351,7 +409,8 @@ def format_report(report: EvalReport, *, per_question: bool = False) -> str:
         for r in shown:
             status = "ok  " if r.passed else ("MISS" if r.answerable else "FALSE")
             ans = " ".join(r.answer.split())
-            lines.append(f"  {status} {r.id:<10} gold@{r.gold_rank or '-'} ans@{r.answer_rank or '-'} "
+            tag = f"[{r.split}] " if r.split != "all" else ""
+            lines.append(f"  {status} {tag}{r.id:<10} gold@{r.gold_rank or '-'} ans@{r.answer_rank or '-'} "
                          f"cites {r.good_citations}/{r.citations} {r.latency_ms:.0f}ms  {r.question}")
             lines.append(f"       -> {ans[:150]}")
     return "\n".join(lines)

@@ -14,14 +14,16 @@ import email.utils
 import hashlib
 import io
 import json
+import os
 import re
+import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
-from html.parser import HTMLParser
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import InputError
+from .extract import extract_page
 from .models import Article
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".json", ".jsonl", ".csv")
@@ -56,6 +58,7 @@ class ParsedSource:
 
     article: Article
     content_hash: str
+    note: str | None = None  # something the reader could not use, e.g. a date it did not understand
 
 
 def content_hash(text: str) -> str:
@@ -66,8 +69,10 @@ def content_hash(text: str) -> str:
 
 def normalise_date(value: object) -> str | None:
     """Turns the usual date spellings into ISO ``YYYY-MM-DD``; None when it is not a date."""
-    if value is None:
+    if value is None or isinstance(value, bool):
         return None
+    if isinstance(value, (int, float)):
+        return _from_timestamp(value)
     s = str(value).strip()
     if not s:
         return None
@@ -90,6 +95,16 @@ def normalise_date(value: object) -> str | None:
         return dt.date().isoformat()
     except (TypeError, ValueError, IndexError):
         return None
+
+
+def _from_timestamp(value: float) -> str | None:
+    """Seconds (or milliseconds) since 1970, as JSON feeds often give them; None if implausible."""
+    if value != value or value <= 0:  # NaN, zero, negative
+        return None
+    seconds = value / 1000 if value > 1e11 else value
+    if not 1e8 < seconds < 1e10:  # 1973 .. 2286
+        return None
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).date().isoformat()
 
 
 def _iso(y: int, mo: int, d: int) -> str | None:
@@ -123,8 +138,26 @@ def decode_bytes(data: bytes, source: str) -> str:
     return text
 
 
+# Terminal escape sequences (colours, cursor moves, window titles) and other control characters
+# are never article text; left in, they would reach terminals and pages verbatim.
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]{0,512}(?:\x07|\x1b\\)?|\x1b[@-_]?")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+_SURROGATES = re.compile(r"[\ud800-\udfff]")  # only a JSON escape can make one; no encoding can store it
+
+
+def strip_controls(text: str) -> str:
+    """Removes terminal escape sequences, control characters and bidi overrides (not \\t, \\n,
+    \\r), and replaces lone surrogates (from JSON escapes such as "\\ud800") with U+FFFD."""
+    if "\x1b" in text:
+        text = _ESCAPES.sub("", text)
+    return _SURROGATES.sub("\ufffd", _CONTROLS.sub("", text))
+
+
 def clean_text(text: str) -> str:
     """Normalises line endings and strips trailing space, keeping paragraph structure."""
+    text = strip_controls(text)
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " ")
     lines = [ln.rstrip() for ln in text.split("\n")]
     out = "\n".join(lines).strip("\n")
@@ -148,17 +181,24 @@ def split_headline(text: str) -> tuple[str | None, str]:
 
 
 def _make(
-    source: str, stem: str, title: str | None, date: str | None, text: str, url: str | None = None
+    source: str, stem: str, title: str | None, date: str | None, text: str, url: str | None = None,
+    date_raw: object = None,
 ) -> ParsedSource:
+    """The article, with a note when a date was given but not understood (it is stored undated)."""
     text = clean_text(text)
     if not text.strip():
         raise InputError(f"{source}: no article text found")
     if title is None:
         title, text = split_headline(text)
-    title = " ".join((title or "").split()) or title_from_first_sentence(text)
+    title = " ".join(strip_controls(title or "").split())[:MAX_TITLE_CHARS * 2] or title_from_first_sentence(text)
+    if url is not None:
+        url = " ".join(strip_controls(url).split())[:2000] or None
     display_source = source if url is None else f"{source} ({url})"
     art = Article(id=stem, title=title, date=date, source=display_source, text=text)
-    return ParsedSource(article=art, content_hash=content_hash(text))
+    note = None
+    if date is None and date_raw is not None and str(date_raw).strip():
+        note = f"date '{_shown(date_raw)}' not understood (use YYYY-MM-DD); stored without a date"
+    return ParsedSource(article=art, content_hash=content_hash(text), note=note)
 
 
 # ---------------------------------------------------------------- text and markdown
@@ -168,6 +208,7 @@ def parse_text(raw: str, source: str, stem: str) -> ParsedSource:
     """Plain text or Markdown: front matter, then a "date" marker, then a headline."""
     title: str | None = None
     date: str | None = None
+    date_raw: str | None = None
     url: str | None = None
     text = raw.lstrip("\ufeff")
     fm = re.match(r"^---[ \t]*\n(.*?)\n---[ \t]*\n", text, re.DOTALL)
@@ -178,148 +219,124 @@ def parse_text(raw: str, source: str, stem: str) -> ParsedSource:
                 k, v = line.split(":", 1)
                 meta[k.strip().lower()] = v.strip().strip("'\"")
         title = next((meta[k] for k in TITLE_KEYS if meta.get(k)), None)
-        date = next((normalise_date(meta[k]) for k in DATE_KEYS if k.lower() in meta), None)
+        date_raw = next((meta[k.lower()] for k in DATE_KEYS if meta.get(k.lower())), None)
+        date = normalise_date(date_raw)
         url = next((meta[k] for k in URL_KEYS if meta.get(k)), None)
         text = text[fm.end():]
     dm = _DATE_MARKER.match(text)
     if dm:
-        date = date or normalise_date(dm.group(1))
+        if date is None:
+            date_raw = dm.group(1)
+            date = normalise_date(date_raw)
         text = text[dm.end():]
     if title is None:
         heading = re.match(r"^\s*#\s+([^\n]+)\n", text)
         if heading:
             title = heading.group(1).strip()
-    return _make(source, stem, title, date, text, url)
+    return _make(source, stem, title, date, text, url, date_raw)
 
 
 # ---------------------------------------------------------------- HTML
 
-_SKIP_TAGS = {"script", "style", "nav", "header", "footer", "aside", "noscript", "form", "svg",
-              "iframe", "button", "template"}
-_BLOCK_TAGS = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article",
-               "blockquote", "tr", "figcaption", "pre", "ul", "ol", "table", "main"}
-_VOID_TAGS = {"br", "img", "meta", "link", "input", "hr", "source", "wbr", "area", "base", "col"}
-
-
-class _ArticleHTML(HTMLParser):
-    """Collects visible article text and the metadata a news page usually carries."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.skip_depth = 0
-        self.title = ""
-        self.h1 = ""
-        self.meta: dict[str, str] = {}
-        self._in: str | None = None
-        self.time_datetime: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k.lower(): (v or "") for k, v in attrs}
-        if tag == "meta":
-            key = (a.get("property") or a.get("name") or a.get("itemprop") or "").lower()
-            if key and a.get("content"):
-                self.meta[key] = a["content"]
-            return
-        if tag == "time" and a.get("datetime") and not self.time_datetime:
-            self.time_datetime = a["datetime"]
-        if tag in _SKIP_TAGS:
-            if tag not in _VOID_TAGS:
-                self.skip_depth += 1
-            return
-        if tag in ("title", "h1"):
-            self._in = tag
-        if tag in _BLOCK_TAGS:
-            self.parts.append("\n\n" if tag != "br" else "\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _SKIP_TAGS:
-            self.skip_depth = max(0, self.skip_depth - 1)
-            return
-        if tag == self._in:
-            self._in = None
-        if tag in _BLOCK_TAGS:
-            self.parts.append("\n\n")
-
-    def handle_data(self, data: str) -> None:
-        if self._in == "title":
-            self.title += data
-            return
-        if self.skip_depth:
-            return
-        if self._in == "h1":
-            self.h1 += data
-        self.parts.append(data)
-
-
 def parse_html(raw: str, source: str, stem: str) -> ParsedSource:
-    """HTML page: <h1>/<title>/og:title, article:published_time, scripts and navigation dropped."""
-    if "<" not in raw or not re.search(r"<\s*[a-zA-Z!]", raw):
-        raise InputError(f"{source}: not HTML (no tags found)")
-    p = _ArticleHTML()
-    try:
-        p.feed(raw)
-        p.close()
-    except Exception as e:  # html.parser is lenient; anything it still rejects is reported
-        raise InputError(f"{source}: malformed HTML ({e})") from None
-    paragraphs = [" ".join(seg.split()) for seg in "".join(p.parts).split("\n\n")]
-    text = "\n\n".join(s for s in paragraphs if s)
-    title = (" ".join(p.h1.split()) or p.meta.get("og:title") or " ".join(p.title.split()) or None)
-    date = None
-    for key in ("article:published_time", "og:published_time", "datepublished", "date",
-                "pubdate", "dc.date", "publish-date"):
-        if key in p.meta:
-            date = normalise_date(p.meta[key])
-            if date:
-                break
-    date = date or normalise_date(p.time_datetime)
-    url = p.meta.get("og:url")
-    if not text:
-        raise InputError(f"{source}: no article text found in the HTML")
-    return _make(source, stem, title, date, text, url)
+    """HTML page: title, date and main text from the article extractor (``rag.extract``)."""
+    page = extract_page(raw, source)
+    return _make(source, stem, page.title, page.date, page.text, page.url)
 
 
 # ---------------------------------------------------------------- JSON, JSONL, CSV
 
 
-def _pick(record: dict, keys: tuple[str, ...]) -> str | None:
-    lower = {str(k).lower(): v for k, v in record.items()}
+def _shown(value: object, limit: int = 40) -> str:
+    """A value from a file, safe to put in a one-line message: no control characters or line
+    breaks, at most ``limit`` characters."""
+    text = " ".join(strip_controls(str(value)).split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _pick(record: dict, keys: tuple[str, ...], source: str, what: str, *, numbers: bool = True,
+          strict: bool = True) -> object:
+    """The first non-empty field among ``keys`` (any case): a string, or a number where
+    ``numbers``. A list, object or boolean is never turned into text: ``strict`` makes it an error
+    naming the field; otherwise the field is passed over (``url`` may be a feed's source object).
+    """
+    lower = {str(k).lower(): (k, v) for k, v in record.items()}
     for k in keys:
-        v = lower.get(k.lower())
-        if v not in (None, ""):
-            return str(v)
+        name, v = lower.get(k.lower(), (k, None))
+        if v is None or v == "":
+            continue
+        if isinstance(v, str):
+            return v
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            if numbers:
+                return v
+        elif not strict:
+            continue
+        raise InputError(f"{source}: field '{_shown(name)}' ({what}) is {_kind(v)}; expected text")
     return None
+
+
+def _kind(v: object) -> str:
+    if isinstance(v, bool):
+        return "true/false"
+    if isinstance(v, (int, float)):
+        return "a number"
+    return {list: "a list", dict: "an object"}.get(type(v), f"a {type(v).__name__}")
+
+
+def _text_field(record: dict, keys: tuple[str, ...], source: str, what: str, *, strict: bool = True) -> str | None:
+    v = _pick(record, keys, source, what, strict=strict)
+    if v is None or isinstance(v, str):
+        return v
+    return str(int(v)) if isinstance(v, float) and v.is_integer() and abs(v) < 1e15 else str(v)
 
 
 def parse_record(record: object, source: str, stem: str) -> ParsedSource:
     """One JSON object or CSV row with title/date/url/text-like fields."""
     if not isinstance(record, dict):
         raise InputError(f"{source}: expected a JSON object, got {type(record).__name__}")
-    text = _pick(record, TEXT_KEYS)
+    text = _pick(record, TEXT_KEYS, source, "the article text", numbers=False)
     if text is None:
-        raise InputError(
-            f"{source}: no text field (expected one of {', '.join(TEXT_KEYS)}; "
-            f"found {', '.join(map(str, record)) or 'none'})"
-        )
-    rid = _pick(record, ID_KEYS)
+        found = ", ".join(_shown(k) for k in list(record)[:20]) or "none"
+        raise InputError(f"{source}: no text field (expected one of {', '.join(TEXT_KEYS)}; found {found})")
+    rid = _text_field(record, ID_KEYS, source, "the id", strict=False)
     stem = _slug(rid) if rid else stem
-    title = _pick(record, TITLE_KEYS)
-    date_raw = _pick(record, DATE_KEYS)
+    title = _text_field(record, TITLE_KEYS, source, "the title")
+    bad_date = None
+    try:
+        date_raw = _pick(record, DATE_KEYS, source, "the date")
+    except InputError as e:  # a list or object: the article is still good, its date is not
+        date_raw, bad_date = None, str(e).split(": ", 1)[1].replace("expected text", "stored without a date")
     date = normalise_date(date_raw)
     if title is None:
         dm = _DATE_MARKER.match(text)
         if dm:
-            date = date or normalise_date(dm.group(1))
+            if date is None and date_raw is None:
+                date_raw = dm.group(1)
+                date = normalise_date(date_raw)
             text = text[dm.end():]
-    return _make(source, stem, title, date, text, _pick(record, URL_KEYS))
+    url = _text_field(record, URL_KEYS, source, "the url", strict=False)
+    parsed = _make(source, stem, title, date, text, url, date_raw)
+    return replace(parsed, note=bad_date) if bad_date and date is None else parsed
+
+
+def _loads(raw: str, source: str, *, in_line: bool = False) -> object:
+    """``json.loads`` with every way it can fail named: syntax, nesting too deep for the parser
+    (a RecursionError otherwise), numbers too long to convert."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as e:
+        where = f"column {e.colno}" if in_line else f"line {e.lineno} column {e.colno}"
+        raise InputError(f"{source}: invalid JSON at {where}: {e.msg}") from None
+    except RecursionError:
+        raise InputError(f"{source}: JSON nested too deeply to read") from None
+    except ValueError as e:  # e.g. an integer with more digits than Python converts
+        raise InputError(f"{source}: invalid JSON ({e})") from None
 
 
 def parse_json(raw: str, source: str, stem: str) -> list[ParsedSource | InputError]:
     """A JSON object, an array of objects, or an object holding an "articles"/"items" array."""
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{source}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    data = _loads(raw, source)
     if isinstance(data, dict):
         for key in ("articles", "items", "data", "results"):
             if isinstance(data.get(key), list):
@@ -342,9 +359,9 @@ def parse_jsonl(raw: str, source: str, stem: str) -> list[ParsedSource | InputEr
             continue
         src = f"{source}#{lineno}"
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            out.append(InputError(f"{src}: invalid JSON at column {e.colno}: {e.msg}"))
+            record = _loads(line, src, in_line=True)
+        except InputError as e:
+            out.append(e)
             continue
         out.append(_safe(parse_record, record, src, f"{stem}-{lineno}"))
     if not out:
@@ -353,25 +370,39 @@ def parse_jsonl(raw: str, source: str, stem: str) -> list[ParsedSource | InputEr
 
 
 def parse_csv(raw: str, source: str, stem: str) -> list[ParsedSource | InputError]:
-    """A CSV with a header row naming a text/body column."""
+    """A CSV with a header row naming a text/body column; a malformed row fails alone."""
+    if csv.field_size_limit() < MAX_FILE_BYTES:  # an article longer than csv's 128 kB default
+        csv.field_size_limit(MAX_FILE_BYTES)
     try:
         dialect = csv.Sniffer().sniff(raw[:4096], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    reader = csv.DictReader(io.StringIO(raw), dialect=dialect)
-    fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+    reader = csv.DictReader(io.StringIO(raw, newline=""), dialect=dialect)
+    try:
+        fieldnames = reader.fieldnames or []
+    except csv.Error as e:
+        raise InputError(f"{source}: malformed CSV header: {e}") from None
+    fields = [f.strip().lower() for f in fieldnames]
     if not any(k in fields for k in TEXT_KEYS):
+        shown = ", ".join(_shown(f) for f in fields[:20]) or "none"
         raise InputError(
-            f"{source}: CSV header has no text column (expected one of {', '.join(TEXT_KEYS)}; "
-            f"found {', '.join(fields) or 'none'})"
+            f"{source}: CSV header has no text column (expected one of {', '.join(TEXT_KEYS)}; found {shown})"
         )
     out: list[ParsedSource | InputError] = []
-    try:
-        for i, row in enumerate(reader, start=1):
-            row = {(k or "").strip(): v for k, v in row.items() if k is not None}
-            out.append(_safe(parse_record, row, f"{source}#{i}", f"{stem}-{i}"))
-    except csv.Error as e:
-        raise InputError(f"{source}: malformed CSV at line {reader.line_num}: {e}") from None
+    i = 0
+    while True:
+        first_line = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            i += 1
+            out.append(InputError(f"{source}#{i}: malformed CSV row at line {first_line}: {e}"))
+            continue
+        i += 1
+        row = {(k or "").strip(): v for k, v in row.items() if k is not None}
+        out.append(_safe(parse_record, row, f"{source}#{i}", f"{stem}-{i}"))
     if not out:
         raise InputError(f"{source}: the CSV has a header but no rows")
     return out
@@ -392,6 +423,39 @@ def _slug(s: str) -> str:
 # ---------------------------------------------------------------- files and folders
 
 
+def _read_regular(path: Path, source: str) -> bytes:
+    """The bytes of a regular file of at most MAX_FILE_BYTES.
+
+    Opened without blocking and checked on the open descriptor, so a FIFO, a device or a socket
+    named as a file is refused at once instead of hanging the batch (and a file swapped for one
+    between a check and the read is caught too); read with a cap, so a file that grows while it
+    is read cannot exceed the limit.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise InputError(f"{source}: cannot read file ({e.strerror or e})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "a device" if
+                    stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "a socket" if
+                    stat.S_ISSOCK(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file")
+            raise InputError(f"{source}: is {kind}, not a file")
+        if st.st_size > MAX_FILE_BYTES:
+            raise InputError(f"{source}: file is {st.st_size / 2**20:.1f} MB, over the "
+                             f"{MAX_FILE_BYTES / 2**20:.0f} MB limit")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise InputError(f"{source}: file grew over the {MAX_FILE_BYTES / 2**20:.0f} MB limit while read")
+        return data
+    except OSError as e:
+        raise InputError(f"{source}: cannot read file ({e.strerror or e})") from None
+    finally:
+        os.close(fd)
+
+
 def read_file(path: Path) -> list[ParsedSource | InputError]:
     """All articles in one file; per-record problems come back as InputError values."""
     source = str(path)
@@ -401,15 +465,7 @@ def read_file(path: Path) -> list[ParsedSource | InputError]:
             f"{source}: unsupported file type '{suffix or '(none)'}' "
             f"(supported: {', '.join(SUPPORTED_SUFFIXES)})"
         )
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise InputError(
-                f"{source}: file is {size / 2**20:.1f} MB, over the {MAX_FILE_BYTES / 2**20:.0f} MB limit"
-            )
-        data = path.read_bytes()
-    except OSError as e:
-        raise InputError(f"{source}: cannot read file ({e.strerror or e})") from None
+    data = _read_regular(path, source)
     raw = decode_bytes(data, source)
     stem = _slug(path.stem)
     if suffix in (".html", ".htm"):
@@ -424,18 +480,33 @@ def read_file(path: Path) -> list[ParsedSource | InputError]:
 
 
 def expand_paths(paths: list[str | Path]) -> Iterator[Path | InputError]:
-    """Files as given plus supported files found under folders (sorted, hidden ones skipped)."""
+    """Files as given plus supported files found under folders (sorted, hidden ones skipped).
+    A path that cannot be looked at (no permission, a loop of links) is an InputError naming it."""
     for p in paths:
         path = Path(p).expanduser()
-        if not path.exists():
+        try:
+            exists, is_dir = path.exists(), path.is_dir()
+        except OSError as e:
+            yield InputError(f"{p}: cannot read ({e.strerror or e})")
+            continue
+        if not exists:
             yield InputError(f"{p}: no such file or folder")
-        elif path.is_dir():
+        elif is_dir:
             found = False
-            for f in sorted(path.rglob("*")):
+            try:
+                entries = sorted(path.rglob("*"))
+            except OSError as e:
+                yield InputError(f"{p}: cannot read the folder ({e.strerror or e})")
+                continue
+            for f in entries:
                 rel = f.relative_to(path)
                 if any(part.startswith(".") for part in rel.parts):
                     continue
-                if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES:
+                try:
+                    wanted = f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES
+                except OSError:
+                    continue
+                if wanted:
                     found = True
                     yield f.resolve()
             if not found:

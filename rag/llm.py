@@ -21,12 +21,13 @@ crashed the process in its first decode, while the plain CPU kernels answer corr
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -217,6 +218,20 @@ class LlamaCppAnswerer:
         self._llm: Any = None
         self._formatter: Any = None
         self._lock = threading.RLock()
+
+    def with_settings(self, **changes: Any) -> LlamaCppAnswerer:
+        """This answerer with other generation settings (``max_tokens``, ``temperature``,
+        ``seed``), for one request: the view shares the loaded model and its lock, so it never
+        loads a second copy and still generates one answer at a time. Close the original only.
+        """
+        unknown = set(changes) - {"max_tokens", "temperature", "seed"}
+        if unknown:
+            raise ConfigError(f"only max_tokens, temperature and seed can change per request, not {sorted(unknown)}")
+        settings = replace(self.settings, **changes)  # validated like any LLMSettings
+        _ = self.llm  # loaded here, once, so the view shares it
+        view = copy.copy(self)
+        view.settings = settings
+        return view
 
     # ------------------------------------------------------------------ model
 

@@ -6,7 +6,7 @@ citation can be highlighted in the UI and asserted in a test with ``text[start:e
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -103,10 +103,11 @@ class Answer:
     unsupported: list[str] = field(default_factory=list)  # answer sentences lacking support
     timings: Timings = field(default_factory=Timings)
     retrieval_query: str | None = None  # the standalone question used for retrieval
+    confidence: float | None = None  # extractive: P(the answer is right); below the threshold it abstains
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (used by ``rag ask --json``); passages carry no article text."""
-        d = asdict(self)
+        d = asdict(replace(self, passages=[]))  # passages are summarised below: do not deep-copy their articles
         d["passages"] = [
             {
                 "article_id": p.article.id,
@@ -135,6 +136,7 @@ class IngestItem:
     article_id: str | None = None
     reason: str | None = None
     chunks: int = 0
+    note: str | None = None  # stored, but something in it was not used (e.g. a date not understood)
 
 
 @dataclass

@@ -172,6 +172,17 @@ class PgSearch:
             rows = conn.execute(sql, [q, *wargs, q, n]).fetchall()
         return [(int(r[0]), float(r[1])) for r in rows]
 
+    @guarded
+    def embeddings(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """The stored vectors of these chunks: fusion scores a passage that only BM25 found by
+        its true similarity to the question (as the SQLite store does)."""
+        if not ids:
+            return {}
+        with self._read() as conn:
+            rows = conn.execute("SELECT id, embedding FROM chunks WHERE id = ANY(%s)",
+                                [[int(i) for i in ids]]).fetchall()
+        return {int(cid): np.asarray(vec, dtype=np.float32) for cid, vec in rows}
+
     def ef_search(self, n_chunks: int) -> int:
         """HNSW candidates a search reads: ``config.ef_search``, else grown with the index as
         ``EF_PER_ROOT`` x sqrt(passages), within 100..1000 (pgvector's maximum), which keeps

@@ -1,26 +1,35 @@
 """Question analysis and hybrid retrieval.
 
 BM25 (FTS5) is strong on football news because questions name players, clubs and numbers;
-MiniLM is strong on paraphrase. Neither alone is good enough, so both run and their rankings are
-fused by reciprocal rank fusion, which needs no score calibration between the two. Club
+MiniLM is strong on paraphrase. Neither alone is good enough, so both run and every candidate
+is scored by a weighted sum of its BM25 score (as a share of the question's best) and its cosine
+similarity, with the two weights fitted on the train split of the question bank
+(``eval/fit_retrieval.py``, ``rag/data/retrieval.json``). Scores rather than ranks: a passage
+that BM25 ranks tenth but matches nearly as well as the first keeps that evidence. Club
 nicknames come from a data file (``rag/data/aliases.json``) and expand the lexical query, since
 "Die Werkself" and "Leverkusen" share no characters and only one of them may be in the article.
+Passages are ~120-word chunks, the unit both retrievers rank best; the answerer reads each with
+about 100 words of its article on either side, where a paraphrased question's answer often is.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from importlib import resources
+
+import numpy as np
 
 from .chunk import split_sentences
-from .errors import ConfigError
+from .errors import ConfigError, IndexCorruptError
 from .lexical import LexicalQuery
 from .models import Passage, Query
-from .store import Store
-from .text import STOPWORDS, content_terms, name_phrases, stem, tokens
-from .vocab import alias_table, entity_kind
+from .store import REPAIR_HINT, Store
+from .text import content_terms, tokens
+from .vocab import alias_table
 
 # A question may open with a preposition: "*After* how many minutes...", "*In* which year...".
 _LEAD = r"^\s*(?:(?:after|for|in|at|by|on|from|to|with|against|since|until|within|of|during|before)\s+)?"
@@ -32,6 +41,8 @@ _KIND_PATTERNS: list[tuple[str, str]] = [
     ("where", r"^\s*(where|in which (city|country|stadium|position|place))\b|\bwhat position\b|\bwhere did\b"),
     ("which", _LEAD + r"(which|what) (club|team|side|country|nation|player|manager|coach|competition|trophy|cup|league|stadium|ground|city)\b|^\s*which\b"),
     ("what", r"^\s*(what|name)\b"),
+    ("why", r"^\s*why\b|\bfor what reason\b"),
+    ("yes_no", r"^\s*(did|does|do|is|was|were|are|has|have|had|can|could|will|would|should)\b"),
 ]
 
 
@@ -70,8 +81,13 @@ class AliasLink:
     means: tuple[str, ...]
 
 
+@lru_cache(maxsize=4096)
+def _padded(phrase: str) -> str:
+    return f" {' '.join(tokens(phrase))} "
+
+
 def _has(q: str, phrase: str) -> bool:
-    return f" {' '.join(tokens(phrase))} " in q
+    return _padded(phrase) in q
 
 
 def alias_links(question: str) -> list[AliasLink]:
@@ -156,40 +172,41 @@ def fts_match(query: Query) -> str:
 RETRIEVAL_MODES = ("hybrid", "rrf", "dense", "bm25")
 
 
+@lru_cache(maxsize=1)
+def fusion_weights() -> dict[str, float]:
+    """The fitted weights of the hybrid score (``rag/data/retrieval.json``, written by
+    ``eval/fit_retrieval.py`` from the train split of the question bank)."""
+    raw = json.loads(resources.files("rag").joinpath("data/retrieval.json").read_text("utf-8"))
+    return {k: float(v) for k, v in raw["weights"].items()}
+
+
 @dataclass(frozen=True)
 class RetrievalConfig:
-    """Fusion settings; defaults tuned on the evaluation sets (see docs/EVALUATION.md).
+    """Retrieval settings (see docs/EVALUATION.md for how each was chosen).
 
-    ``mode`` picks the method: ``hybrid`` (the default: alias expansion, weighted fusion, a
-    bridge hop, at most ``per_article`` passages per article), or the baselines it is measured
-    against: ``rrf`` (plain reciprocal rank fusion of the two retrievers, nothing else),
-    ``dense`` (FAISS only) and ``bm25`` (FTS5 only).
+    ``mode`` picks the method: ``hybrid`` (the default: BM25 and dense candidates scored by a
+    weighted sum of the BM25 score, as a share of the best one, and the cosine similarity, with
+    weights fitted on the train split; alias expansion; at most ``per_article`` passages per
+    article; each passage widened by ``context_words`` of its article on each side), or the
+    baselines it is measured against: ``rrf`` (plain reciprocal rank fusion, k = 60), ``dense``
+    (FAISS only) and ``bm25`` (FTS5 only), which return the matched chunks as they are.
     """
 
     mode: str = "hybrid"
-    aliases: bool = True  # expand club nicknames and names from the alias table (BM25 query)
-    dense_aliases: bool = False  # also append the expansions to the text the embedder sees
+    aliases: bool = True  # expand club nicknames from the alias table (BM25 query)
     depth: int = 40  # candidates taken from each retriever
-    rrf_k: int = 20
-    dense_weight: float = 1.0
-    lexical_weight: float = 1.5
-    lexical_floor: float = 0.05  # BM25 hits scoring under this share of the best one are dropped
-    bridge_weight: float = 1.0  # weight of the second hop (0 = off)
-    bridge_from: int = 3  # top passages whose best sentences are read for bridge names
-    bridges: int = 1  # names followed in the second hop
-    bridge_slots: int = 1  # top passages kept for the second hop's best new article
-    bridge_min_rarity: float = 0.1  # question words at least this rare join the bridge search
-    bridge_max_share: float = 0.2  # a bridge name in more than this share of passages is ignored
+    weights: tuple[float, float] | None = None  # (bm25, dense) weights; None = the fitted ones
+    context_words: int = 100  # article text added before and after each passage (whole sentences)
     per_article: int = 2  # passages per article at most (0 = no limit)
     dup_threshold: float = 0.85  # word-set Jaccard above which two passages are the same text
 
     def __post_init__(self) -> None:
         if self.mode not in RETRIEVAL_MODES:
             raise ConfigError(f"retrieval mode '{self.mode}' is not one of {', '.join(RETRIEVAL_MODES)}")
-        if self.depth < 1 or self.rrf_k < 0 or self.per_article < 0 or self.bridges < 0:
+        if self.depth < 1 or self.per_article < 0 or self.context_words < 0:
             raise ConfigError(
-                f"bad retrieval settings: depth={self.depth}, rrf_k={self.rrf_k}, "
-                f"per_article={self.per_article}, bridges={self.bridges}"
+                f"bad retrieval settings: depth={self.depth}, per_article={self.per_article}, "
+                f"context_words={self.context_words}"
             )
 
 
@@ -197,43 +214,8 @@ def _jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / max(1, len(a | b))
 
 
-_BRIDGE_PRIOR = {"name": 1.0, "club": 0.8}  # other kinds (grounds, competitions, dates) are not bridges
-
-
-def bridge_names(query: Query, texts: list[str], n: int = 1) -> list[str]:
-    """Names that the passages' best-matching sentences add to the question.
-
-    "How much did Liverpool pay for the striker who scored his first goal at Charlton?": the
-    sentence that matches best names the striker (Morientes); a second lexical hop for that
-    name finds the passage about the fee. Sentences are matched on the question's words
-    weighted by rarity; people and clubs the question does not name are the candidates.
-    """
-    if n <= 0 or not query.terms:
-        return []
-    weight = {stem(t): 0.3 + query.rarity.get(t, 0.5) for t in query.terms}
-    total = sum(weight.values())
-    qtoks = set(tokens(query.text)) | {t for e in query.expanded for t in tokens(e)}
-    scored: list[tuple[float, str, str]] = []
-    for text in texts:
-        for sent in split_sentences(text):
-            got = {stem(t) for t in tokens(sent.text)}
-            scored.append((sum(w for s, w in weight.items() if s in got) / total, sent.text, text))
-    scored.sort(key=lambda x: -x[0])
-    names: dict[str, float] = {}
-    for overlap, sent, text in scored[:3]:
-        for name in name_phrases(sent, text):
-            name = re.sub(r"^(?:[A-Z][\w-]*['’]s\s+)+", "", name)  # "Liverpool's Milan Baros"
-            if not name or any(t in qtoks or t in STOPWORDS for t in tokens(name)):
-                continue
-            prior = _BRIDGE_PRIOR.get(entity_kind(name), 0.0)
-            score = overlap * prior * (1.2 if " " in name else 1.0)
-            if score > names.get(name, 0.0):
-                names[name] = score
-    return [x for x in sorted(names, key=lambda x: -names[x]) if names[x] > 0][:n]
-
-
 class Retriever:
-    """Hybrid dense + BM25 retrieval over one Store, with a bridge hop for descriptions."""
+    """Hybrid dense + BM25 retrieval over one Store."""
 
     def __init__(self, store: Store, embedder, config: RetrievalConfig | None = None,
                  reranker=None) -> None:
@@ -261,92 +243,82 @@ class Retriever:
         """Passages holding the words as a phrase (the store caches the FTS5 counts)."""
         return self.store.document_frequency(f'"{words.replace(chr(34), "")}"', n_chunks)
 
-    def _bridge_match(self, query: Query, name: str) -> LexicalQuery | None:
-        """BM25 for the bridge name AND one of the question's informative words (None if none):
-        words that nearly every passage has would let any passage mentioning the name in."""
-        informative = [t for t in query.terms if query.rarity.get(t, 1.0) >= self.config.bridge_min_rarity]
-        if not informative:
-            return None
-        terms = tuple(dict.fromkeys(t.replace(chr(34), "") for t in informative))
-        return LexicalQuery(terms, (" ".join(tokens(name)),))
-
-    def _is_informative(self, name: str) -> bool:
-        """A bridge name that most passages mention (a club in every report) leads nowhere."""
-        _, n_chunks = self.store.count()
-        df = self._document_frequency(" ".join(tokens(name)), n_chunks)
-        return n_chunks == 0 or df <= self.config.bridge_max_share * n_chunks
-
     def retrieve(self, query: Query, top_k: int = 5) -> list[Passage]:
-        """The ``top_k`` passages for the query, best first (reranked when a reranker is set)."""
+        """The ``top_k`` passages for the query, best first (reranked when a reranker is set),
+        widened to their context in hybrid mode."""
+        cfg = self.config
+        widening = cfg.mode == "hybrid" and cfg.context_words > 0
+        want = 2 * top_k if widening else top_k  # widened passages of one article may merge
         if self.reranker is None:
-            return self._fused(query, top_k)
-        pool = self._fused(query, max(top_k, self.reranker.candidates))
-        return self.reranker.rerank(query, pool, top_k)
+            pool = self._fused(query, want)
+        else:
+            pool = self.reranker.rerank(query, self._fused(query, max(want, self.reranker.candidates)), want)
+        check_passages(pool, getattr(self.store, "dir", None) or "the index")
+        return widen(pool, cfg.context_words)[:top_k] if widening else pool
+
+    def candidates(self, query: Query) -> tuple[list[tuple[int, float]], list[tuple[int, float]], np.ndarray | None]:
+        """(BM25 hits, dense hits, question vector) at the configured depth, as the mode wants."""
+        cfg = self.config
+        if cfg.mode != "hybrid" or not cfg.aliases:
+            query = replace(query, expanded=[])
+        lexical: list[tuple[int, float]] = []
+        dense: list[tuple[int, float]] = []
+        qvec = None
+        if cfg.mode != "dense":
+            lexical = self.store.lexical_search(lexical_query(query), cfg.depth, query.since, query.until)
+        if cfg.mode != "bm25":
+            qvec = self.embedder.encode([query.text])[0]
+            dense = self.store.dense_search(qvec, cfg.depth, query.since, query.until)
+        return lexical, dense, qvec
+
+    def fusion_features(self, lexical: list[tuple[int, float]], dense: list[tuple[int, float]],
+                        qvec: np.ndarray) -> dict[int, tuple[float, float]]:
+        """Each candidate's (BM25 score as a share of the best, cosine similarity). A passage
+        only BM25 found is scored by its stored vector, one only the embedder found gets 0 BM25."""
+        top = lexical[0][1] if lexical and lexical[0][1] > 0 else 0.0
+        bm25 = {cid: (sc / top if top else 0.0) for cid, sc in lexical}
+        cos = dict(dense)
+        missing = [cid for cid in bm25 if cid not in cos]
+        if missing:
+            for cid, vec in self.store.embeddings(missing).items():
+                cos[cid] = float(vec @ qvec)
+        return {cid: (bm25.get(cid, 0.0), cos.get(cid, 0.0)) for cid in dict.fromkeys([*bm25, *cos])}
 
     def _fused(self, query: Query, top_k: int) -> list[Passage]:
         cfg = self.config
         hybrid = cfg.mode == "hybrid"
-        if not hybrid or not cfg.aliases:
-            query = replace(query, expanded=[])
-        lexical: list[tuple[int, float]] = []
-        dense: list[tuple[int, float]] = []
-        if cfg.mode != "dense":
-            lexical = self.store.lexical_search(lexical_query(query), cfg.depth, query.since, query.until)
-            if lexical and cfg.lexical_floor:
-                # BM25 gives words that every passage has a score of ~0; a passage matching only
-                # those ranks by accident, and rank fusion would count that rank as evidence
-                top = lexical[0][1]
-                lexical = [(cid, sc) for cid, sc in lexical if sc >= cfg.lexical_floor * top] if top > 0 else []
-        if cfg.mode != "bm25":
-            qtext = query.text
-            if cfg.dense_aliases and query.expanded:
-                qtext = f"{qtext} ({', '.join(query.expanded)})"
-            qvec = self.embedder.encode([qtext])[0]
-            dense = self.store.dense_search(qvec, cfg.depth, query.since, query.until)
-        k = cfg.rrf_k if hybrid else 60
-        dw, lw = (cfg.dense_weight, cfg.lexical_weight) if hybrid else (1.0, 1.0)
-        fused: dict[int, float] = {}
+        lexical, dense, qvec = self.candidates(query)
         dense_rank = {cid: r for r, (cid, _) in enumerate(dense, start=1)}
         lex_rank = {cid: r for r, (cid, _) in enumerate(lexical, start=1)}
-        for cid, r in dense_rank.items():
-            fused[cid] = fused.get(cid, 0.0) + dw / (k + r)
-        for cid, r in lex_rank.items():
-            fused[cid] = fused.get(cid, 0.0) + lw / (k + r)
+        fused: dict[int, float] = {}
+        if hybrid and qvec is not None:
+            wl, wd = cfg.weights or (fusion_weights()["bm25"], fusion_weights()["dense"])
+            for cid, (b, c) in self.fusion_features(lexical, dense, qvec).items():
+                fused[cid] = wl * b + wd * c
+        else:  # the baselines: one ranking, or plain reciprocal rank fusion of both
+            for ranks in (dense_rank, lex_rank):
+                for cid, r in ranks.items():
+                    fused[cid] = fused.get(cid, 0.0) + 1.0 / (60 + r)
         ranked = sorted(fused, key=lambda c: -fused[c])
         chunks = self.store.chunks(ranked[: top_k * 4])
-        hop2: list[int] = []
-        if hybrid and cfg.bridge_weight and cfg.bridges:
-            sources = [chunks[c] for c in ranked[: cfg.bridge_from] if c in chunks]
-            names = [n for n in bridge_names(query, [c.text for c in sources], cfg.bridges) if self._is_informative(n)]
-            source_articles = {c.article_id for c in sources}
-            for name in names:
-                match = self._bridge_match(query, name)
-                if match is None:
-                    continue
-                hop = self.store.lexical_search(match, 20, query.since, query.until)
-                found = self.store.chunks([cid for cid, _ in hop])
-                hop = [(cid, sc) for cid, sc in hop if cid in found and found[cid].article_id not in source_articles]
-                chunks.update(found)
-                for r, (cid, _) in enumerate(hop, start=1):
-                    fused[cid] = fused.get(cid, 0.0) + cfg.bridge_weight / (k + r) / len(names)
-                hop2.extend(cid for cid, _ in hop[:1])
-            if names:
-                ranked = sorted(fused, key=lambda c: -fused[c])
-        picked = self._pick(ranked, chunks, top_k, cfg.per_article if hybrid else 0, reserve=hop2[: cfg.bridge_slots])
-        return [Passage(chunk=chunks[cid], article=self.store.article(chunks[cid].article_id), score=fused[cid],
-                        dense_rank=dense_rank.get(cid), lexical_rank=lex_rank.get(cid)) for cid in picked]
+        picked = self._pick(ranked, chunks, top_k, cfg.per_article if hybrid else 0)
+        out = []
+        articles: dict[str, object] = {}
+        for cid in picked:
+            ch = chunks[cid]
+            art = articles.get(ch.article_id) or self.store.article(ch.article_id)
+            articles[ch.article_id] = art
+            out.append(Passage(chunk=ch, article=art, score=fused[cid], dense_rank=dense_rank.get(cid),
+                               lexical_rank=lex_rank.get(cid)))
+        return out
 
-    def _pick(self, ranked: list[int], chunks: dict, top_k: int, per_article: int, reserve: list[int]) -> list[int]:
-        """The top passages: near-duplicates collapsed, at most ``per_article`` per article, and
-        the ``reserve`` (second-hop) passages kept even if they rank lower."""
+    def _pick(self, ranked: list[int], chunks: dict, top_k: int, per_article: int) -> list[int]:
+        """The top passages: near-duplicates collapsed, at most ``per_article`` per article."""
         out: list[int] = []
         seen: list[set[str]] = []
         count: dict[str, int] = {}
         capped: list[int] = []
-        reserve = [c for c in reserve if c in chunks]
         for cid in ranked:
-            if len(out) + sum(1 for r in reserve if r not in out) >= top_k and cid not in reserve:
-                continue
             if len(out) >= top_k:
                 break
             ch = chunks.get(cid)
@@ -368,3 +340,53 @@ class Retriever:
             keep = set(out) | set(capped[: top_k - len(out)])
             out = [c for c in ranked if c in keep]
         return out
+
+
+def check_passages(passages: list[Passage], where: object) -> None:
+    """Every passage must be its article's text at its offsets: a damaged row would otherwise
+    become an answer quoting words the article does not have (checked before widening, which
+    re-reads the span from the article)."""
+    for p in passages:
+        if p.article.text[p.chunk.start:p.chunk.end] != p.chunk.text:
+            raise IndexCorruptError(
+                f"{where}: passage {p.chunk.id} of article '{p.article.id}' does not match the article's "
+                f"text: the index is damaged; {REPAIR_HINT}")
+
+
+def widen(passages: list[Passage], words: int) -> list[Passage]:
+    """Each passage with about ``words`` words of its article before and after it, in whole
+    sentences; a passage whose span another, better one already covers is merged into it.
+
+    BM25 and the embedder score best on ~120-word chunks, but the sentence that answers a
+    paraphrased question is often next to the one that matched it; the answerer reads the wider
+    span (docs/EVALUATION.md)."""
+    out: list[Passage] = []
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for p in passages:
+        text = p.article.text
+        sents = split_sentences(text)
+        first = next((i for i, s in enumerate(sents) if s.end > p.chunk.start), 0)
+        last = next((i for i in range(len(sents) - 1, -1, -1) if sents[i].start < p.chunk.end), len(sents) - 1)
+        i, got = first, 0
+        while i > 0 and got < words:
+            i -= 1
+            got += len(sents[i].text.split())
+        j, got = last, 0
+        while j < len(sents) - 1 and got < words:
+            j += 1
+            got += len(sents[j].text.split())
+        start = min(p.chunk.start, sents[i].start) if sents else p.chunk.start
+        end = max(p.chunk.end, sents[j].end) if sents else p.chunk.end
+        taken = spans.setdefault(p.article.id, [])
+        hit = next((k for k, (a, b) in enumerate(taken) if a < end and start < b), None)
+        if hit is not None:  # overlaps a better passage of the same article: grow that one
+            a, b = taken[hit]
+            taken[hit] = (min(a, start), max(b, end))
+            idx = [n for n, q in enumerate(out) if q.article.id == p.article.id][hit]
+            q = out[idx]
+            a, b = taken[hit]
+            out[idx] = replace(q, chunk=replace(q.chunk, start=a, end=b, text=text[a:b]))
+            continue
+        taken.append((start, end))
+        out.append(replace(p, chunk=replace(p.chunk, start=start, end=end, text=text[start:end])))
+    return out

@@ -68,7 +68,9 @@ def test_ask_text_and_json(fake_cli, tmp_path, capsys):
     code, out, _ = run(["ask", "When does Alonso's contract expire?", "--index", idx, "--json", "--top-k", "3"], capsys)
     data = json.loads(out)
     assert "2024" in data["short_answer"] and data["abstained"] is False and data["mode"] == "extractive"
-    assert len(data["passages"]) == 3
+    # at most 3; the seeds are two short articles, so widened passages of one article merge
+    assert 1 <= len(data["passages"]) <= 3
+    assert len({(p["article_id"], p["start"]) for p in data["passages"]}) == len(data["passages"])
     assert data["citations"][0]["source"].endswith(".txt") and data["citations"][0]["quote"]
 
 

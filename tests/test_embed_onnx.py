@@ -37,10 +37,40 @@ SENTENCES = [
 
 def test_default_is_int8_where_onnxruntime_runs(monkeypatch):
     monkeypatch.setattr(embed, "int8_available", lambda: True)
+    monkeypatch.setattr(onnx_embed, "preferred_precision", lambda: "int8")
     e = make_embedder(None)
     assert isinstance(e, OnnxEmbedder)
-    assert e.name == INT8_EMBEDDER
+    assert e.name == INT8_EMBEDDER and (e.precision, e.batch_size, e.max_length) == ("int8", 1, 256)
     assert e._session is None  # nothing loaded until the first encode
+
+
+def test_without_int8_dot_products_the_default_is_fp32_onnx(monkeypatch):
+    monkeypatch.setattr(embed, "int8_available", lambda: True)
+    monkeypatch.setattr(embed, "_onnx_fp32_available", lambda: True)
+    monkeypatch.delenv("RAG_EMBED_PRECISION", raising=False)
+    zen2 = onnx_embed.CpuInfo("AMD EPYC 7B12", ("sse4_2", "avx", "avx2", "fma"), int8_dot=False)
+    monkeypatch.setattr(onnx_embed, "cpu_info", lambda: zen2)
+    assert onnx_embed.preferred_precision() == "fp32"
+    e = make_embedder(None)
+    assert isinstance(e, OnnxEmbedder) and e.name == DEFAULT_EMBEDDER
+    assert (e.precision, e.batch_size, e.max_length) == ("fp32", onnx_embed.FP32_BATCH, 256)
+    spr = onnx_embed.CpuInfo("Xeon", ("avx2", "avx512f", "avx512_vnni", "amx_int8"), int8_dot=True)
+    monkeypatch.setattr(onnx_embed, "cpu_info", lambda: spr)
+    assert make_embedder(None).name == INT8_EMBEDDER
+    monkeypatch.setenv("RAG_EMBED_PRECISION", "fp32")
+    assert make_embedder(None).name == DEFAULT_EMBEDDER
+    monkeypatch.setenv("RAG_EMBED_PRECISION", "int4")
+    with pytest.raises(ConfigError, match="RAG_EMBED_PRECISION must be int8, fp32 or auto, got 'int4'"):
+        make_embedder(None)
+
+
+def test_cpu_info_reads_the_instruction_sets():
+    info = onnx_embed.cpu_info()
+    assert info.model and isinstance(info.isa, tuple)
+    flags = open("/proc/cpuinfo").read()
+    assert info.int8_dot == any(f" {f}" in flags for f in onnx_embed.INT8_DOT)
+    assert "ONNX" in onnx_embed.describe(OnnxEmbedder(name="x")) and info.model in onnx_embed.describe(
+        OnnxEmbedder(name="x"))
 
 
 def test_fallback_to_pytorch_without_onnxruntime(monkeypatch):
@@ -50,7 +80,7 @@ def test_fallback_to_pytorch_without_onnxruntime(monkeypatch):
     e = make_embedder(None)
     assert isinstance(e, SentenceTransformerEmbedder)
     assert e.name == DEFAULT_EMBEDDER
-    with pytest.raises(ConfigError, match="all-MiniLM-L6-v2-int8' needs onnxruntime"):
+    with pytest.raises(ConfigError, match="all-MiniLM-L6-v2-int8-256' needs onnxruntime"):
         make_embedder(INT8_EMBEDDER)
 
 
@@ -59,7 +89,8 @@ def test_an_index_keeps_the_variant_it_was_built_with(tmp_path):
     from rag.models import Article, Chunk
     from rag.store import NewArticle, Store
 
-    for name, cls in ((DEFAULT_EMBEDDER, SentenceTransformerEmbedder), (INT8_EMBEDDER, OnnxEmbedder)):
+    for name, cls in ((DEFAULT_EMBEDDER, OnnxEmbedder), (INT8_EMBEDDER, OnnxEmbedder),
+                      ("all-MiniLM-L6-v2-int8", OnnxEmbedder)):
         d = tmp_path / name
         store = Store(d, embedder_name=name)
         art = Article("a", "Title", None, str(d / "a.txt"), "Some text.")
@@ -68,6 +99,8 @@ def test_an_index_keeps_the_variant_it_was_built_with(tmp_path):
         store.close()
         a = Assistant(d, seed=False, quiet=True)
         assert type(a.embedder) is cls and a.embedder.name == name
+        assert a.embedder.precision == ("fp32" if name == DEFAULT_EMBEDDER else "int8")
+        assert a.embedder.max_length == (128 if name.endswith("int8") else 256)  # 128: the earlier variant
         a.close()
     assert minilm_variant("hash-64") is None and minilm_variant(None) is None
 
@@ -237,3 +270,30 @@ def test_encoding_imports_neither_torch_nor_sentence_transformers(int8, onnx_cac
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:2] == ["(1, 384)", "[]"]
+
+
+@pytest.fixture(scope="module")
+def fp32(onnx_cache):
+    e = OnnxEmbedder(name=DEFAULT_EMBEDDER, cache=onnx_cache, precision="fp32")
+    e.encode(["warm up"])
+    return e
+
+
+@pytest.mark.integration
+def test_fp32_onnx_vectors_are_the_pytorch_vectors(fp32, real_embedder):
+    texts = SENTENCES + ["word " * 400, "Short.", "Über-Trainer Klopp in München."]
+    a = fp32.encode(texts)
+    b = real_embedder.encode(texts)
+    assert (a * b).sum(axis=1).min() > 0.99999
+    for t in texts:  # the same 256 word pieces
+        assert fp32._tokenizer.encode(t).ids == real_embedder.model.tokenizer(
+            t, truncation=True, max_length=256)["input_ids"]
+    manifest = json.loads((fp32.model_path.parent / "manifest.json").read_text())
+    assert manifest["weights"] == "fp32"
+
+
+@pytest.mark.integration
+def test_fp32_batches_do_not_change_a_vector(fp32):
+    texts = SENTENCES + ["word " * 400, "Short."] * 3
+    alone = np.stack([fp32.encode([t])[0] for t in texts])
+    assert np.allclose(fp32.encode(texts), alone, atol=1e-5)

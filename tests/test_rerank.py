@@ -8,6 +8,8 @@ import json
 
 import pytest
 
+from rag.retrieve import RetrievalConfig
+
 from rag.errors import ConfigError
 from rag.rerank import CrossEncoderReranker, make_reranker
 
@@ -39,6 +41,7 @@ pytestmark = pytest.mark.integration
 
 def test_rerank_orders_by_the_models_scores(tiny_cross_encoder, fake_assistant):
     question = "How many games did Alonso play for Real Madrid?"
+    fake_assistant.retriever.config = RetrievalConfig(context_words=0)  # the seeds' chunks, unmerged
     pool = fake_assistant.retrieve(question, top_k=6)
     rr = CrossEncoderReranker(tiny_cross_encoder, candidates=6)
     scores = rr.scores(question, pool)
@@ -53,9 +56,10 @@ def test_assistant_with_a_reranker(tiny_cross_encoder, tmp_path, fake_embedder):
     from rag import Assistant
     from tests.conftest import SEEDS
 
-    plain = Assistant(tmp_path / "a", embedder=fake_embedder, seed=SEEDS, quiet=True)
+    unwidened = RetrievalConfig(context_words=0)  # the seeds' chunks, unmerged
+    plain = Assistant(tmp_path / "a", embedder=fake_embedder, seed=SEEDS, quiet=True, retrieval=unwidened)
     ranked = Assistant(tmp_path / "b", embedder=fake_embedder, seed=SEEDS, quiet=True,
-                       reranker=str(tiny_cross_encoder))
+                       reranker=str(tiny_cross_encoder), retrieval=unwidened)
     question = "When does Alonso's contract expire?"
     pool = plain.retrieve(question, top_k=ranked.retriever.reranker.candidates)
     scores = ranked.retriever.reranker.scores(question, pool)
@@ -74,7 +78,7 @@ def test_cli_ask_with_a_reranker(tiny_cross_encoder, tmp_path, capsys, monkeypat
     code = main(["ask", "When does Alonso's contract expire?", "--reranker", str(tiny_cross_encoder), "--json"])
     assert code == 0
     answer = json.loads(capsys.readouterr().out)
-    assert len(answer["passages"]) == 5
+    assert 1 <= len(answer["passages"]) <= 5  # widened passages of the two seed articles merge
 
 
 def test_a_folder_that_is_not_a_model_is_a_one_line_error(tmp_path):

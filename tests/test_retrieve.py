@@ -8,15 +8,15 @@ from dataclasses import replace
 import pytest
 
 from rag.errors import ConfigError
-from rag.models import Query
+from rag.models import Article, Chunk, Passage, Query
 from rag.retrieve import (
     RetrievalConfig,
     Retriever,
     alias_links,
     analyse,
-    bridge_names,
     expand_aliases,
     question_kind,
+    widen,
 )
 
 
@@ -109,14 +109,6 @@ def test_rarity_weights_come_from_the_index(fake_assistant):
     assert q.rarity["zzyzx"] == 0.5  # in no passage: neutral
 
 
-def test_bridge_names_come_from_the_best_matching_sentence():
-    q = analyse("How much did Liverpool pay for the striker who scored his first Premiership goal at Charlton?")
-    texts = ["Liverpool beat Charlton. Fernando Morientes scored his first Premiership goal at Charlton, "
-             "and Steven Gerrard added another."]
-    assert bridge_names(q, texts, 1) == ["Fernando Morientes"]
-    assert bridge_names(q, texts, 0) == []
-
-
 def test_date_filters_in_ask(fake_assistant):
     dated = fake_assistant.retrieve("Alonso Real Madrid", top_k=5, since="2023-07-01")
     assert dated and all(p.article.date and p.article.date >= "2023-07-01" for p in dated)
@@ -147,10 +139,11 @@ class _ReverseReranker:
 
 def test_reranker_reorders_a_larger_pool(fake_assistant):
     question = "How many games did Alonso play for Real Madrid?"
+    unwidened = RetrievalConfig(context_words=0)  # widening would merge the seeds' passages
+    fake_assistant.retriever.config = unwidened
     pool = fake_assistant.retrieve(question, top_k=4)
     rr = _ReverseReranker()
-    fake_assistant.retriever = Retriever(fake_assistant.store, fake_assistant.embedder,
-                                         replace(RetrievalConfig()), reranker=rr)
+    fake_assistant.retriever = Retriever(fake_assistant.store, fake_assistant.embedder, unwidened, reranker=rr)
     got = fake_assistant.retrieve(question, top_k=2)
     assert rr.seen == [4]
     assert [p.chunk.id for p in got] == [p.chunk.id for p in reversed(pool)][:2]
@@ -184,3 +177,25 @@ def test_inflections_share_a_stem(a, b):
     from rag.text import stem
 
     assert stem(a) == stem(b)
+
+
+def _passage(article, start: int, end: int, cid: int = 1) -> Passage:
+    ch = Chunk(id=cid, article_id=article.id, ordinal=0, text=article.text[start:end], start=start, end=end)
+    return Passage(chunk=ch, article=article, score=1.0)
+
+
+def test_widen_adds_whole_sentences_around_a_passage_and_merges_overlaps():
+    sents = [f"Sentence number {i} says word{i} here." for i in range(12)]
+    text = " ".join(sents)
+    art = Article(id="a", title="T", date=None, source="a.txt", text=text)
+    starts = [text.index(s) for s in sents]
+    p = _passage(art, starts[5], starts[6] + len(sents[6]))
+    (w,) = widen([p], 10)  # two 5-word sentences each side
+    assert w.chunk.text == text[starts[3]: starts[8] + len(sents[8])]
+    assert w.chunk.text == art.text[w.chunk.start: w.chunk.end]
+    near = _passage(art, starts[9], starts[9] + len(sents[9]), cid=2)  # overlaps p once widened
+    far = _passage(Article(id="b", title="U", date=None, source="b.txt", text=text), 0, len(sents[0]), cid=3)
+    merged = widen([p, near, far], 10)
+    assert [m.chunk.id for m in merged] == [1, 3]
+    assert merged[0].chunk.start == starts[3] and merged[0].chunk.end == starts[11] + len(sents[11])
+    assert widen([p], 0)[0].chunk.text == p.chunk.text

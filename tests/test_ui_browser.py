@@ -99,7 +99,9 @@ def test_answer_shows_cited_source_cards(visit, tmp_path):
     assert card.locator(".src-date").inner_text() == "2023-07-25"
     assert "seeds" in card.locator(".src-file").inner_text() and "002_" in card.locator(".src-file").inner_text()
     assert "June 2024" in card.locator("mark.quote").inner_text()
-    assert page.locator("#sources details.uncited").count() == 1
+    # both seed articles are cited here, so no retrieved passage is left uncited
+    cited = page.locator("#sources .turn").first.locator(".src-card").count()
+    assert cited == 2 and page.locator("#sources .turn").first.locator("details.uncited").count() == 0
 
 
 def test_clicking_a_citation_brings_its_card_into_view(visit, tmp_path):

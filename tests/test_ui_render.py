@@ -192,6 +192,20 @@ def test_sources_html_for_an_abstention_and_a_removed_article():
     assert "expiring in June 2024.</mark>" in html
 
 
+def test_an_unsure_answer_is_shown_as_closest_evidence():
+    a = _article()
+    ans = Answer(question="When was Alonso born?", text=f"The indexed articles don't say directly; the closest is: {QUOTE} [1]",
+                 citations=[_citation(a, QUOTE)], passages=[], abstained=True, mode="extractive", confidence=0.31)
+    md = render.chat_markdown(ans, turn=1)
+    assert "Not sure (confidence 31%)" in md and "#src-1-1" in md
+    html = render.sources_html(ans, {a.id: a}.__getitem__, turn=1)
+    assert "closest evidence" in html and 'id="src-1-1"' in html
+    sure = Answer(question="q", text="June 2024 [1].", citations=[_citation(a, QUOTE)], passages=[],
+                  abstained=False, mode="extractive", confidence=0.9)
+    assert "Not sure" not in render.chat_markdown(sure, turn=1)
+    assert "closest evidence" not in render.sources_html(sure, {a.id: a}.__getitem__, turn=1)
+
+
 def test_sources_html_shows_how_a_follow_up_was_searched():
     a = _article()
     ans = _answer(a, [_citation(a, QUOTE)], [], "June 2024 [1].")

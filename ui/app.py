@@ -5,7 +5,8 @@ markup (escaping article text), so this module only wires components to callback
 the per-turn source cards live in each browser session's own ``gr.State``; nothing about one
 conversation is held at module or app level, so concurrent users never see each other's turns.
 Requests go through Gradio's queue: answering runs a few at a time (the LLM itself behind one
-lock), ingestion one at a time in its own queue so it never holds up questions.
+lock), uploads a few at a time in their own queue so they never hold up questions; uploads being
+indexed take turns in small steps, so a huge file does not hold up someone else's small one.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from rag.models import Answer  # noqa: E402
 from . import render  # noqa: E402
 from .backend import ChatBackend, Turn, human_size  # noqa: E402
 from .config import DEFAULT_HOST, DEFAULT_PORT, check_port, exposure_warning, parse_auth  # noqa: E402
+from .feeds import build_feeds_section  # noqa: E402
 
 CHAT_CONCURRENCY = 4  # retrieval + extractive answers are quick; the LLM is serialised by a lock
+UPLOAD_CONCURRENCY = 4  # uploads indexed at once; they take turns in bounded steps (rag.indexer)
 SEED_EXAMPLES = (
     "When does Alonso's contract expire?",
     "Who is the caretaker manager of Brazil?",
@@ -202,6 +205,7 @@ def build_app(assistant: Any, *, examples: tuple[str, ...] | list[str] = SEED_EX
                     pick = gr.Dropdown(label="Article to remove", choices=[], scale=4, elem_id="remove-pick")
                     remove = gr.Button("Remove", variant="stop", scale=1, elem_id="remove")
                 removed = gr.Markdown(elem_id="remove-status")
+                build_feeds_section(demo, backend, [table, pick], lambda: _articles_table(backend))
 
         # ------------------------------------------------------------ callbacks
 
@@ -227,7 +231,7 @@ def build_app(assistant: Any, *, examples: tuple[str, ...] | list[str] = SEED_EX
                     chat[-1] = {"role": "assistant", "content": render.answer_markdown(streamed, turn)}
                     yield "", chat, chat, history, shown, gr.update()
             except RagError as e:
-                chat[-1] = {"role": "assistant", "content": f"**Error:** {render.md_text(str(e))}"}
+                chat[-1] = {"role": "assistant", "content": f"**Error:** {render.md_text(backend.public(str(e)))}"}
                 yield "", chat, chat, history, shown, gr.update()
                 return
             except Exception:  # a bug: say so in the chat, and let Gradio log the traceback
@@ -269,7 +273,7 @@ def build_app(assistant: Any, *, examples: tuple[str, ...] | list[str] = SEED_EX
             html = render.ingest_report_html(result.report, result.rejected, _roots(backend))
             return html, *_articles_table(backend), None
 
-        add.click(add_files, [files], [report, table, pick, files], concurrency_limit=1,
+        add.click(add_files, [files], [report, table, pick, files], concurrency_limit=UPLOAD_CONCURRENCY,
                   concurrency_id="ingest")
 
         def remove_article(article_id: str | None) -> tuple:
@@ -277,10 +281,10 @@ def build_app(assistant: Any, *, examples: tuple[str, ...] | list[str] = SEED_EX
                 info = backend.remove(article_id or "")
                 msg = f"Removed **{render.md_text(info.title)}** ({render.md_text(info.id)})."
             except RagError as e:
-                msg = f"**Error:** {render.md_text(str(e))}"
+                msg = f"**Error:** {render.md_text(backend.public(str(e)))}"
             return msg, *_articles_table(backend)
 
-        remove.click(remove_article, [pick], [removed, table, pick], concurrency_limit=1,
+        remove.click(remove_article, [pick], [removed, table, pick], concurrency_limit=UPLOAD_CONCURRENCY,
                      concurrency_id="ingest")
 
         def refresh() -> tuple:
@@ -318,8 +322,10 @@ def serve(assistant: Any, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
     except OSError as e:
         raise ConfigError(f"cannot serve on {host}:{port}: {e}") from None
     warm = getattr(assistant.embedder, "encode", None)
+    warming = None
     if callable(warm):  # load the embedder while the page opens, so the first answer is quick
-        threading.Thread(target=lambda: warm(["warm up"]), name="rag-warm-up", daemon=True).start()
+        warming = threading.Thread(target=lambda: warm(["warm up"]), name="rag-warm-up", daemon=True)
+        warming.start()
     if not quiet:
         shown = f"[{host}]" if ":" in host else host
         print(f"Chat running at http://{shown}:{port}/ (Ctrl+C to stop)", file=sys.stderr)
@@ -329,4 +335,6 @@ def serve(assistant: Any, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                 time.sleep(0.2)
         finally:
             demo.close()
+            if warming is not None:  # a model half-loaded by native threads must not be torn down
+                warming.join(timeout=60)  # under them at exit (ONNX Runtime aborts the process)
     return demo

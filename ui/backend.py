@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import logging
 import os
 import shutil
 import threading
@@ -24,7 +25,9 @@ from rag.errors import ConfigError, InputError, RagError
 from rag.models import Answer, ArticleInfo, IngestItem, IngestReport
 from rag.stores import describe_index, is_dsn, uploads_dir
 
-from .render import sanitize_filename
+from .render import public_message, sanitize_filename
+
+log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 10_000_000  # news articles are KBs; a bigger file is a mistake
 UPLOADS_DIRNAME = "uploads"
@@ -81,11 +84,12 @@ class ChatBackend:
     def __init__(self, assistant: Any, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> None:
         self.assistant = assistant
         self.max_upload_bytes = max_upload_bytes
-        self.ingest_lock = threading.Lock()
+        self.ingest_lock = threading.Lock()  # held briefly, for the uploads folder's files only
+        self._in_flight: set[str] = set()  # upload names being indexed right now
         index = assistant.index_dir
         self.uploads_dir = uploads_dir(index)  # <index>/uploads, or a cache folder for a database
         self.index_dir = Path(index).resolve() if not is_dsn(index) else self.uploads_dir.parent
-        self.index_label = describe_index(index) if is_dsn(index) else str(self.index_dir)  # never a password
+        self.index_label = describe_index(index) if is_dsn(index) else self.index_dir.name  # no password, no server path
         stream = getattr(assistant, "ask_stream", None)
         self._extractive: Any = None
         self._stream_kw = _accepted_keywords(stream, getattr(assistant, "ask", None)) if stream else set()
@@ -195,7 +199,10 @@ class ChatBackend:
 
         Names are sanitised (no directories, no hidden files, whitelisted suffix), sizes are
         checked before anything is copied, and every write stays inside the uploads folder. A
-        file that fails to index leaves the previous upload of the same name in place.
+        file that fails to index leaves the previous upload of the same name in place, and
+        whatever happens (a bad file, an internal error) no copy is left behind that is not an
+        indexed article. Several uploads are indexed at once, taking turns in small steps (see
+        ``rag.indexer``), so a huge file does not hold up someone else's small one.
         """
         result = UploadResult(report=IngestReport())
         planned: dict[str, Path] = {}
@@ -222,39 +229,64 @@ class ChatBackend:
                 planned[name] = src
         if not planned:
             return result
-        with self.ingest_lock:
-            self.uploads_dir.mkdir(parents=True, exist_ok=True)
-            backups: dict[Path, Path] = {}
-            for name, src in planned.items():
-                dest = (self.uploads_dir / name).resolve()
-                if dest.parent != self.uploads_dir:  # defence in depth: sanitize_filename forbids it
-                    result.rejected.append((src.name, f"{src.name}: refused file name"))
-                    continue
-                tmp = self.uploads_dir / f".incoming-{uuid.uuid4().hex}{dest.suffix}"
-                shutil.copyfile(src, tmp)
-                if dest.exists():
-                    backup = self.uploads_dir / f".previous-{uuid.uuid4().hex}-{name}"
-                    os.replace(dest, backup)
-                    backups[dest] = backup
-                os.replace(tmp, dest)
-                result.saved.append(dest)
+        backups: dict[Path, Path] = {}
+        reserved: list[str] = []
+        try:
+            with self.ingest_lock:
+                self.uploads_dir.mkdir(parents=True, exist_ok=True)
+                for name, src in planned.items():
+                    if name in self._in_flight:
+                        result.rejected.append((src.name, f"{src.name}: another upload of {name} is being indexed; "
+                                                          "try again when it is done"))
+                        continue
+                    dest = (self.uploads_dir / name).resolve()
+                    if dest.parent != self.uploads_dir:  # defence in depth: sanitize_filename forbids it
+                        result.rejected.append((src.name, f"{src.name}: refused file name"))
+                        continue
+                    tmp = self.uploads_dir / f".incoming-{uuid.uuid4().hex}{dest.suffix}"
+                    try:
+                        shutil.copyfile(src, tmp)
+                    except OSError as e:  # a full disk, say: this file is refused, nothing is left
+                        tmp.unlink(missing_ok=True)
+                        result.rejected.append((src.name, f"{src.name}: cannot store the upload ({e.strerror or e})"))
+                        continue
+                    if dest.exists():
+                        backup = self.uploads_dir / f".previous-{uuid.uuid4().hex}-{name}"
+                        os.replace(dest, backup)
+                        backups[dest] = backup
+                    os.replace(tmp, dest)
+                    self._in_flight.add(name)
+                    reserved.append(name)
+                    result.saved.append(dest)
             if result.saved:
                 try:
                     result.report = self.assistant.add(result.saved, progress=progress)
                 except RagError as e:
                     result.report = IngestReport(items=[IngestItem(str(p), "failed", reason=str(e))
                                                         for p in result.saved])
-            self._settle(result, backups)
+                except Exception:  # a bug: each file says so, the copies go, the log has the traceback
+                    log.exception("indexing an upload failed")
+                    result.report = IngestReport(items=[
+                        IngestItem(str(p), "failed", reason=f"{p.name}: indexing stopped by an internal error "
+                                                            "(see the server log)") for p in result.saved])
+        finally:
+            with self.ingest_lock:
+                self._settle(result, backups)
+                self._in_flight.difference_update(reserved)
         return result
 
     def _settle(self, result: UploadResult, backups: dict[Path, Path]) -> None:
-        """Keeps copies that were indexed; restores or drops the rest."""
+        """Keeps copies that were indexed; restores or drops the rest (also when indexing was
+        interrupted: then a copy stays only if its article is in the index)."""
         status: dict[str, set[str]] = {}
         for item in result.report.items:
             status.setdefault(item.source.split("#", 1)[0].split(": ", 1)[0], set()).add(item.status)
         for dest in result.saved:
             got = status.get(str(dest), set())
-            indexed = bool(got & {"added", "updated"}) or got == {"skipped"} and self._indexed(dest)
+            if not got:  # no report for it: interrupted
+                indexed = self._indexed_any(dest)
+            else:
+                indexed = bool(got & {"added", "updated"}) or got == {"skipped"} and self._indexed(dest)
             backup = backups.get(dest)
             if indexed:
                 if backup is not None:
@@ -266,3 +298,58 @@ class ChatBackend:
 
     def _indexed(self, path: Path) -> bool:
         return self.assistant.store.lookup_source(str(path)) is not None
+
+    # ------------------------------------------------------------------ feeds
+
+    @property
+    def has_feeds(self) -> bool:
+        """Whether the assistant's index can follow feeds (``rag.feeds.Feeds``)."""
+        if getattr(type(self.assistant), "feeds", None) is None:
+            return False
+        try:
+            self.assistant.feeds
+        except RagError:  # a store without feed storage
+            return False
+        return True
+
+    def _feeds(self) -> Any:
+        if not self.has_feeds:
+            raise ConfigError("this index cannot follow feeds")
+        return self.assistant.feeds
+
+    def feeds(self) -> list[Any]:
+        """The followed feeds (``rag.feedstore.FeedInfo``), oldest first."""
+        return self._feeds().list() if self.has_feeds else []
+
+    def follow_feed(self, url: str) -> tuple[Any, Any]:
+        """Follows a feed (or the feed a page advertises) and indexes its entries now.
+
+        Returns (``FeedInfo``, ``FeedResult``). Fetching happens outside the ingest lock; the
+        articles are written under the assistant's own write lock, like any other add.
+        """
+        url = (url or "").strip()
+        if not url:
+            raise InputError("enter the address of an RSS or Atom feed")
+        return self._feeds().add(url)
+
+    def unfollow_feed(self, url: str | None, *, purge: bool = False) -> list[str]:
+        """Stops following a feed; with ``purge`` its articles are removed too (their ids)."""
+        if not url:
+            raise InputError("no feed selected")
+        return self._feeds().remove(url, purge=purge)
+
+    def refresh_feeds(self) -> Any:
+        """Updates every feed now (waits for a background refresh in progress to finish)."""
+        return self._feeds().update()
+
+    def _indexed_any(self, path: Path) -> bool:
+        """Whether the file or any record of it (JSONL/CSV rows) is indexed."""
+        try:
+            return self._indexed(path) or self._source_used(path)
+        except Exception:  # noqa: BLE001 - the index itself failing: the copy cannot be vouched for
+            return False
+
+    def public(self, message: str) -> str:
+        """A message for the page: paths on the server shown relative to the index folder or
+        the uploads folder (visitors see file names, never the server's directory layout)."""
+        return public_message(message, (self.index_dir,))

@@ -60,7 +60,10 @@ def sanitize_filename(name: str, *, allowed: tuple[str, ...] = UPLOAD_SUFFIXES) 
 
 
 def display_source(source: str, roots: list[Path] | tuple[Path, ...] = ()) -> str:
-    """A source path shortened for display: relative to the first root that contains it."""
+    """A source path shortened for display: relative to the first root that contains it.
+    A web page's source is its URL, shown whole."""
+    if "://" in str(source):
+        return str(source)
     src, _, record = str(source).partition("#")
     for root in roots:
         try:
@@ -70,6 +73,17 @@ def display_source(source: str, roots: list[Path] | tuple[Path, ...] = ()) -> st
         if not rel.startswith(".."):
             return rel + (f"#{record}" if record else "")
     return str(source)
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~-])/(?:[^\s/'\"`()]+/)+([^\s/'\"`()]*)")
+
+
+def public_message(message: str, roots: list[Path] | tuple[Path, ...] = ()) -> str:
+    """``message`` without absolute server paths, for the page: under one of ``roots`` a path is
+    shown relative to it, any other absolute path by its last part."""
+    for root in roots:
+        message = message.replace(f"{root}{os.sep}", "")
+    return _ABSOLUTE_PATH.sub(lambda m: m.group(1) or m.group(0).rstrip("/").rsplit("/", 1)[-1], message)
 
 
 # ------------------------------------------------------------------ highlighting
@@ -169,6 +183,9 @@ def md_text(text: str) -> str:
 def chat_markdown(answer: Answer, turn: int) -> str:
     """The final chat message for an Answer: linked text, plus a note on unsupported claims."""
     md = answer_markdown(answer.text, turn, {c.n for c in answer.citations})
+    conf = getattr(answer, "confidence", None)
+    if answer.abstained and answer.citations and conf is not None:
+        md += f"\n\n*Not sure (confidence {conf:.0%}): this is the closest evidence, not an answer.*"
     if answer.unsupported:
         items = "\n".join(f"- {md_text(s)}" for s in answer.unsupported)
         md += f"\n\n**Not supported by the cited sources:**\n{items}"
@@ -238,6 +255,9 @@ def sources_html(answer: Answer, lookup: ArticleLookup, turn: int,
     rq = getattr(answer, "retrieval_query", None)
     if rq and rq.strip() != answer.question.strip():
         parts.append(f'<div class="turn-rq">searched as <q>{esc(rq)}</q> (the question with the conversation filled in)</div>')
+    if answer.citations and answer.abstained:
+        parts.append('<div class="src-flag uncertain"><span class="badge">closest evidence</span> '
+                     "the articles do not say it directly; this is the nearest they come</div>")
     if answer.citations:
         for c in answer.citations:
             parts.append(source_card(c, _safe_lookup(lookup, c.article_id), turn, roots))
@@ -281,10 +301,13 @@ def sources_panel(turns: list[str]) -> str:
 def ingest_report_html(report: IngestReport, rejected: list[tuple[str, str]] = (),
                        roots: tuple[Path, ...] | list[Path] = ()) -> str:
     """A table of what happened to each uploaded file (rejections before indexing included)."""
-    rows = [(name, "failed", "", reason) for name, reason in rejected]
+    rows = [(name, "failed", "", public_message(reason, roots)) for name, reason in rejected]
     for it in report.items:
         detail = f"{it.chunks} chunk{'' if it.chunks == 1 else 's'}" if it.status in ("added", "updated") else ""
-        rows.append((display_source(it.source, roots), it.status, it.article_id or "", it.reason or detail))
+        if getattr(it, "note", None):
+            detail = f"{detail}; {it.note}"
+        rows.append((public_message(display_source(it.source, roots), roots), it.status, it.article_id or "",
+                     public_message(it.reason or detail, roots)))
     counts = {s: sum(1 for r in rows if r[1] == s) for s in ("added", "updated", "skipped", "failed")}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items())
     body = "".join(

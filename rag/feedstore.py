@@ -1,0 +1,221 @@
+"""Feeds kept in the index: which feeds are followed, what each entry became, cached robots.txt.
+
+The tables live in the index's own SQLite file, beside the articles, so an index folder copied
+to another machine keeps following the same feeds and knows which entries it already holds.
+They are created on first use (``CREATE TABLE IF NOT EXISTS``): an index without feeds never
+gets them, and a program that does not know them simply ignores them, so no schema version is
+needed. This module owns all of the feed SQL and opens its own connection to the index file
+(WAL lets it write beside the article store without sharing its transactions).
+
+The interface is the ``FeedStore`` protocol; another store (PostgreSQL) implements the same
+methods over the same three tables (the SQL below is portable apart from ``?`` placeholders).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from .errors import ConfigError, IndexCorruptError, InputError
+
+FEED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS feeds (
+    url TEXT PRIMARY KEY,
+    title TEXT,
+    added_at REAL NOT NULL,
+    etag TEXT,
+    last_modified TEXT,
+    checked_at REAL,
+    status TEXT,
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS feed_entries (
+    feed_url TEXT NOT NULL,
+    entry_id TEXT NOT NULL,
+    link TEXT,
+    updated TEXT,
+    article_id TEXT,
+    status TEXT NOT NULL,
+    error TEXT,
+    seen_at REAL NOT NULL,
+    PRIMARY KEY (feed_url, entry_id)
+);
+CREATE TABLE IF NOT EXISTS robots_txt (
+    origin TEXT PRIMARY KEY,
+    fetched_at REAL NOT NULL,
+    status INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class FeedInfo:
+    """A followed feed, as ``rag feed list`` shows it."""
+
+    url: str
+    title: str | None
+    added_at: float
+    checked_at: float | None = None  # last update attempt (unix time)
+    status: str | None = None  # "updated", "not modified" or "failed" after the last attempt
+    error: str | None = None  # why the last attempt failed
+    entries: int = 0  # entries seen
+    articles: int = 0  # entries indexed as articles
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class EntryRecord:
+    """What became of one feed entry: indexed (with its article), or failed for good."""
+
+    entry_id: str
+    link: str | None
+    updated: str | None  # the entry's own updated/published stamp, to notice edits
+    article_id: str | None
+    status: str  # "indexed" or "failed"
+    error: str | None = None
+
+
+class FeedStore(Protocol):
+    """Feed storage, whatever the index's backend."""
+
+    def add_feed(self, url: str, title: str | None) -> FeedInfo: ...
+    def feed(self, url: str) -> FeedInfo | None: ...
+    def feeds(self) -> list[FeedInfo]: ...
+    def remove_feed(self, url: str) -> list[str]: ...
+    def record_check(self, url: str, *, status: str, error: str | None = None, title: str | None = None,
+                     etag: str | None = None, last_modified: str | None = None,
+                     keep_validators: bool = False) -> None: ...
+    def entries(self, url: str) -> dict[str, EntryRecord]: ...
+    def put_entries(self, url: str, records: list[EntryRecord]) -> None: ...
+    def robots_get(self, origin: str) -> tuple[float, int, str] | None: ...
+    def robots_put(self, origin: str, fetched_at: float, status: int, body: str) -> None: ...
+    def close(self) -> None: ...
+
+
+class SQLiteFeedStore:
+    """The feed tables inside an index's SQLite file."""
+
+    def __init__(self, db_path: str | Path) -> None:
+        self.db_path = Path(db_path)
+        self._lock = threading.Lock()
+        try:
+            self.db = sqlite3.connect(self.db_path, timeout=30, check_same_thread=False, isolation_level=None)
+            self.db.executescript(FEED_SCHEMA)
+        except sqlite3.DatabaseError as e:
+            raise IndexCorruptError(f"{self.db_path}: cannot open the feed tables ({e})") from None
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    def _rows(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self.db.execute(sql, args).fetchall()
+
+    # ------------------------------------------------------------------ feeds
+
+    def add_feed(self, url: str, title: str | None) -> FeedInfo:
+        with self._lock:
+            try:
+                self.db.execute("INSERT INTO feeds(url, title, added_at) VALUES (?, ?, ?)", (url, title, time.time()))
+            except sqlite3.IntegrityError:
+                raise InputError(f"{url}: this feed is already followed (see `rag feed list`)") from None
+        info = self.feed(url)
+        assert info is not None
+        return info
+
+    _SELECT = ("SELECT f.url, f.title, f.added_at, f.checked_at, f.status, f.error, "
+               "(SELECT COUNT(*) FROM feed_entries e WHERE e.feed_url = f.url), "
+               "(SELECT COUNT(*) FROM feed_entries e WHERE e.feed_url = f.url AND e.status = 'indexed'), "
+               "f.etag, f.last_modified FROM feeds f")
+
+    def feed(self, url: str) -> FeedInfo | None:
+        rows = self._rows(self._SELECT + " WHERE f.url = ?", (url,))
+        return FeedInfo(*rows[0]) if rows else None
+
+    def feeds(self) -> list[FeedInfo]:
+        return [FeedInfo(*r) for r in self._rows(self._SELECT + " ORDER BY f.added_at, f.url")]
+
+    def remove_feed(self, url: str) -> list[str]:
+        """Forgets a feed and its entries; returns the article ids its entries became."""
+        with self._lock:
+            if not self.db.execute("SELECT 1 FROM feeds WHERE url = ?", (url,)).fetchone():
+                raise InputError(f"{url}: no such feed (see `rag feed list`)")
+            ids = [r[0] for r in self.db.execute(
+                "SELECT article_id FROM feed_entries WHERE feed_url = ? AND article_id IS NOT NULL", (url,))]
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.execute("DELETE FROM feed_entries WHERE feed_url = ?", (url,))
+                self.db.execute("DELETE FROM feeds WHERE url = ?", (url,))
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+        return ids
+
+    def record_check(self, url: str, *, status: str, error: str | None = None, title: str | None = None,
+                     etag: str | None = None, last_modified: str | None = None,
+                     keep_validators: bool = False) -> None:
+        """Notes an update attempt; new validators (ETag, Last-Modified) replace the old ones
+        unless ``keep_validators``, which a partly failed update uses so the feed is read again."""
+        with self._lock:
+            if keep_validators:
+                self.db.execute("UPDATE feeds SET checked_at = ?, status = ?, error = ?, title = COALESCE(?, title) "
+                                "WHERE url = ?", (time.time(), status, error, title, url))
+            else:
+                self.db.execute("UPDATE feeds SET checked_at = ?, status = ?, error = ?, title = COALESCE(?, title), "
+                                "etag = ?, last_modified = ? WHERE url = ?",
+                                (time.time(), status, error, title, etag, last_modified, url))
+
+    # ------------------------------------------------------------------ entries
+
+    def entries(self, url: str) -> dict[str, EntryRecord]:
+        rows = self._rows("SELECT entry_id, link, updated, article_id, status, error FROM feed_entries "
+                          "WHERE feed_url = ?", (url,))
+        return {r[0]: EntryRecord(*r) for r in rows}
+
+    def put_entries(self, url: str, records: list[EntryRecord]) -> None:
+        if not records:
+            return
+        now = time.time()
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.executemany(
+                    "INSERT INTO feed_entries(feed_url, entry_id, link, updated, article_id, status, error, seen_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(feed_url, entry_id) DO UPDATE SET "
+                    "link = excluded.link, updated = excluded.updated, article_id = excluded.article_id, "
+                    "status = excluded.status, error = excluded.error, seen_at = excluded.seen_at",
+                    [(url, r.entry_id, r.link, r.updated, r.article_id, r.status, r.error, now) for r in records],
+                )
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    # ------------------------------------------------------------------ robots.txt
+
+    def robots_get(self, origin: str) -> tuple[float, int, str] | None:
+        rows = self._rows("SELECT fetched_at, status, body FROM robots_txt WHERE origin = ?", (origin,))
+        return (float(rows[0][0]), int(rows[0][1]), rows[0][2]) if rows else None
+
+    def robots_put(self, origin: str, fetched_at: float, status: int, body: str) -> None:
+        with self._lock:
+            self.db.execute(
+                "INSERT INTO robots_txt(origin, fetched_at, status, body) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(origin) DO UPDATE SET fetched_at = excluded.fetched_at, status = excluded.status, "
+                "body = excluded.body", (origin, fetched_at, status, body))
+
+
+def feed_store_for(store: object) -> FeedStore:
+    """The feed storage of an article store: its SQLite file (other backends add theirs here)."""
+    db_path = getattr(store, "db_path", None)
+    if db_path is None:
+        raise ConfigError(f"this index ({type(store).__name__}) cannot keep feeds or robots.txt yet")
+    return SQLiteFeedStore(db_path)
