@@ -181,7 +181,7 @@ class PgSearch:
         with self._read() as conn:
             rows = conn.execute("SELECT id, embedding FROM chunks WHERE id = ANY(%s)",
                                 [[int(i) for i in ids]]).fetchall()
-        return {int(cid): np.asarray(vec, dtype=np.float32) for cid, vec in rows}
+        return {int(cid): np.asarray(vec.to_numpy(), dtype=np.float32) for cid, vec in rows}
 
     def ef_search(self, n_chunks: int) -> int:
         """HNSW candidates a search reads: ``config.ef_search``, else grown with the index as
