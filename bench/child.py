@@ -4,6 +4,9 @@ are theirs alone. Each prints one JSON object on its last line of stdout.
     python bench/child.py ingest INDEX CORPUS [EMBEDDER]
     python bench/child.py build-store INDEX N_PASSAGES VECTORS.npz CHUNKS.json EMBEDDER_NAME
     python bench/child.py ask INDEX QUESTIONS.json REPEATS
+    python bench/child.py concurrent INDEX QUESTIONS.json CLIENTS SECONDS
+
+INDEX is a folder or a postgresql:// URL.
 """
 
 from __future__ import annotations
@@ -70,12 +73,17 @@ def build_store(index: str, n: str, vectors: str, chunks: str, embedder_name: st
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from synthetic import RealVectors, synthetic_articles
 
+    from contextlib import nullcontext
+
     from rag.models import Article, Chunk
-    from rag.store import NewArticle, Store
+    from rag.store import NewArticle
+    from rag.stores import open_store
 
     z = np.load(vectors)
     real = RealVectors(z["base"], z["chunks"], json.loads(Path(chunks).read_text()), z["queries"], [])
-    store = Store(index, embedder_name=embedder_name)
+    store = open_store(index, embedder_name=embedder_name)
+    bulk = getattr(store, "bulk_load", nullcontext)()  # PostgreSQL: its indexes are built once, at the end
+    bulk.__enter__()
     t0 = time.perf_counter()
     batch: list[NewArticle] = []
     n_batch = 0
@@ -92,12 +100,15 @@ def build_store(index: str, n: str, vectors: str, chunks: str, embedder_name: st
             batch, n_batch = [], 0
     if batch:
         store.write_batch(batch)
+    t_rows = time.perf_counter()
+    bulk.__exit__(None, None, None)
     if hasattr(store, "checkpoint"):  # older stores wrote the FAISS file after every batch
         store.checkpoint()
     t1 = time.perf_counter()
     stats = store.stats()
-    return {"passages": stats.chunks, "articles": stats.articles, "write_s": t1 - t0, "faiss": stats.faiss_type,
-            "size_mb": stats.size_bytes / 1e6, "peak_rss_mb": peak_rss_mb()}
+    return {"passages": stats.chunks, "articles": stats.articles, "write_s": t1 - t0, "rows_s": t_rows - t0,
+            "index_build_s": t1 - t_rows, "faiss": stats.faiss_type, "size_mb": stats.size_bytes / 1e6,
+            "peak_rss_mb": peak_rss_mb()}
 
 
 def ask(index: str, questions: str, repeats: str) -> dict:
@@ -122,7 +133,49 @@ def ask(index: str, questions: str, repeats: str) -> dict:
             "peak_rss_mb": peak_rss_mb()}
 
 
-JOBS = {"ingest": ingest, "build-store": build_store, "ask": ask}
+def concurrent(index: str, questions: str, clients: str, seconds: str) -> dict:
+    """``clients`` threads sharing one Assistant (as an app server's workers do) ask questions in
+    a loop for ``seconds``: throughput, latency percentiles and errors."""
+    import random
+    import threading
+
+    from rag import Assistant
+
+    qs = json.loads(Path(questions).read_text())
+    a = Assistant(index, seed=False, quiet=True)
+    a.ask(qs[0])  # warm: embedder and index loaded
+    stop = time.perf_counter() + float(seconds)
+    lat: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def client(seed: int) -> None:
+        rng = random.Random(seed)
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            try:
+                a.ask(rng.choice(qs))
+            except Exception as e:  # noqa: BLE001 - counted, not fatal
+                with lock:
+                    errors.append(repr(e)[:200])
+                continue
+            with lock:
+                lat.append((time.perf_counter() - t) * 1000)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(int(clients))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    a.close()
+    return {"clients": int(clients), "seconds": wall, "questions": len(lat), "errors": len(errors),
+            "error_samples": errors[:5], "per_s": len(lat) / wall, "median_ms": statistics.median(lat) if lat else 0,
+            "p95_ms": float(np.percentile(lat, 95)) if lat else 0, "peak_rss_mb": peak_rss_mb()}
+
+
+JOBS = {"ingest": ingest, "build-store": build_store, "ask": ask, "concurrent": concurrent}
 
 if __name__ == "__main__":
     print(json.dumps(JOBS[sys.argv[1]](*sys.argv[2:])))

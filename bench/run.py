@@ -381,6 +381,30 @@ def bench_llm(res: Results, index: Path, model: Path, embedder: str | None) -> N
             res.add(s, "decoding", statistics.median(r["tokens_per_s"]), "tokens/s")
 
 
+def bench_postgresql(res: Results, work: Path, args, only: set[str], sizes: list[int], repeats: int,
+                     bbc_index: Path | None, ask_at: int) -> None:
+    """The PostgreSQL store beside the SQLite one (bench/pg.py): ingest, warm questions, the
+    concurrency run for both stores, and questions at scale."""
+    import pg
+
+    run = sys.modules[__name__]
+    server = pg.Server(args.pg)
+    try:
+        pg_bbc = None
+        if only & {"pg-ingest", "pg-ask", "concurrency"}:
+            pg_bbc = pg.bench_ingest(res, run, server, args.embedder)
+        if "pg-ask" in only:
+            pg.bench_ask(res, run, pg_bbc, args.embedder, repeats)
+        if "concurrency" in only:
+            indexes = ({"SQLite": str(bbc_index)} if bbc_index else {}) | {"PostgreSQL": pg_bbc}
+            pg.bench_concurrency(res, run, work, indexes, args.clients, 10 if args.quick else 60)
+        if "pg-scale" in only:
+            pg.bench_scale(res, run, work, server, args.embedder, sizes, repeats,
+                           sqlite_sizes=[n for n in sizes if not ("ask-at-scale" in only and n == ask_at)])
+    finally:
+        server.close()
+
+
 # ---------------------------------------------------------------------------------- output
 
 
@@ -420,7 +444,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", help="passage counts for dense search, e.g. 10000,100000,1000000")
     p.add_argument("--ask-at", type=int, help="passages in the large index asked end to end")
     p.add_argument("--only", help="comma-separated sections: ingest,ask,cold,scale,ask-at-scale,llm,"
-                                  "feeds,watch,extract,serve,embedders,scaling,chunking")
+                                  "feeds,watch,extract,serve,embedders,scaling,chunking, and for the "
+                                  "PostgreSQL store pg-ingest,pg-ask,pg-scale,concurrency")
+    p.add_argument("--pg", metavar="DSN", help="PostgreSQL server to benchmark on (default: start a local one)")
+    p.add_argument("--pg-scale", help="passage counts asked end to end in PostgreSQL (default 100000,1000000)")
+    p.add_argument("--clients", type=int, default=8, help="concurrent clients in the concurrency section")
     p.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = p.parse_args(argv)
     if not CORPUS.is_dir():
@@ -434,7 +462,10 @@ def main(argv: list[str] | None = None) -> int:
     ask_at = args.ask_at or (10_000 if args.quick else 1_000_000)
     only = set(args.only.split(",")) if args.only else {"ingest", "ask", "cold", "scale", "ask-at-scale", "llm",
                                                         "feeds", "watch", "extract", "serve",
-                                                        "embedders", "scaling", "chunking"}
+                                                        "embedders", "scaling", "chunking",
+                                                        "pg-ingest", "pg-ask", "pg-scale", "concurrency"}
+    pg_sizes = [int(s) for s in args.pg_scale.split(",")] if args.pg_scale else ([10_000] if args.quick else
+                                                                                 [100_000, 1_000_000])
     repeats = 1 if args.quick else 3
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     res = Results(machine(), {"quick": args.quick, "embedder": args.embedder or "default", "scale": sizes,
@@ -464,23 +495,10 @@ def main(argv: list[str] | None = None) -> int:
                         env=_env(), repeats=3 * repeats, seconds=5 if args.quick else 15)
         if "llm" in only and args.model:
             bench_llm(res, seeds, args.model.resolve(), args.embedder)
-        if only & {"feeds", "watch", "extract"}:
-            import sources
-
-            if "feeds" in only:
-                sources.bench_feeds(res, work, args.embedder)
-            if "watch" in only:
-                sources.bench_watch(res, work, args.embedder)
-            if "extract" in only:
-                sources.bench_extract(res)
-        if "embedders" in only:
-            robust.bench_embedders(res, work, CORPUS, child)
-        if "scaling" in only:
-            factors = (1, 4) if args.quick else (1, 4, 16)
-            robust.bench_scaling_without_model(res, work, CORPUS, factors)
-            robust.bench_scaling(res, work, CORPUS, child, factors, args.embedder)
-        if "chunking" in only:
-            robust.bench_chunking(res, CORPUS)
+                                                        "feeds", "watch", "extract", "serve",
+                                                        "embedders", "scaling", "chunking",
+        if only & {"pg-ingest", "pg-ask", "pg-scale", "concurrency"}:
+            bench_postgresql(res, work, args, only, pg_sizes, repeats, bbc_index, ask_at)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     res.machine["load_after"] = os.getloadavg()

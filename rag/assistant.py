@@ -24,7 +24,8 @@ from .ingest import ParsedSource, normalise_date
 from .models import Answer, ArticleInfo, IndexStats, IngestReport, Passage
 from .rerank import CrossEncoderReranker, make_reranker
 from .retrieve import RetrievalConfig, Retriever
-from .store import DB_NAME, Store, stored_embedder
+from .store import DB_NAME
+from .stores import describe_index, index_exists, open_store, resolve_index, stored_embedder
 
 if TYPE_CHECKING:  # feeds and fetching load only when used: `rag ask` stays fast
     from .feeds import Feeds
@@ -34,10 +35,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAX_QUESTION_CHARS = 2000
 
 
-def default_index_dir() -> Path:
-    """``$RAG_INDEX``, else the project's ``index/`` folder."""
-    env = os.environ.get("RAG_INDEX")
-    return Path(env).expanduser() if env else PROJECT_ROOT / "index"
+def default_index_dir() -> Path | str:
+    """``$RAG_INDEX`` (a folder or a ``postgresql://`` URL), else the project's ``index/`` folder."""
+    return resolve_index(None, PROJECT_ROOT / "index")
 
 
 def default_seeds_dir() -> Path:
@@ -55,10 +55,11 @@ def _check_date(name: str, value: str | None) -> str | None:
 
 
 class Assistant:
-    """Question answering over one index folder.
+    """Question answering over one index.
 
     Args:
-        index_dir: the index folder (default: ``$RAG_INDEX`` or the project's ``index/``).
+        index_dir: the index folder, or a ``postgresql://user:password@host:port/db`` URL for an
+            index in PostgreSQL (default: ``$RAG_INDEX`` or the project's ``index/``).
         embedder: a sentence-transformers model name or path, or an ``Embedder`` object;
             default: the packaged all-MiniLM-L6-v2, int8 in ONNX Runtime where available
             (an existing index keeps the variant it was built with; see ``rag.embed``).
@@ -99,13 +100,13 @@ class Assistant:
             model_path = resolve_model(model)
             if model_path is not None:
                 answerer = LlamaCppAnswerer(model_path, llm)
-        self.index_dir = Path(index_dir).expanduser() if index_dir else default_index_dir()
+        self.index_dir = resolve_index(index_dir, PROJECT_ROOT / "index")
         if embedder is None:  # an existing index keeps the MiniLM variant it was built with
             embedder = minilm_variant(stored_embedder(self.index_dir))
         self.embedder = make_embedder(embedder)
-        fresh = not (self.index_dir / DB_NAME).exists()
-        folder_existed = self.index_dir.exists()
-        self.store = Store(self.index_dir, embedder_name=self.embedder.name)
+        fresh = not index_exists(self.index_dir)
+        folder_existed = isinstance(self.index_dir, Path) and self.index_dir.exists()
+        self.store = open_store(self.index_dir, embedder_name=self.embedder.name)
         # A first add that fails (the embedder cannot load, say) leaves no empty index behind.
         self._made_here = (fresh, folder_existed)
         self._discarded = False
@@ -128,7 +129,7 @@ class Assistant:
         if self.store.count()[0]:
             return
         if not self.quiet:
-            print(f"No index yet at {self.index_dir}: indexing the articles in {seeds} (first use)…",
+            print(f"No index yet at {describe_index(self.index_dir)}: indexing the articles in {seeds} (first use)…",
                   file=sys.stderr)
         report = self.add([seeds], progress=not self.quiet)
         if not self.quiet:
@@ -191,6 +192,8 @@ class Assistant:
         """After a failed add: an index this Assistant created and that holds nothing is removed
         again (its files, and its folder if this Assistant made it)."""
         fresh, folder_existed = self._made_here
+        if not isinstance(self.index_dir, Path):  # a database: its schema stays, it costs nothing
+            return
         try:
             if not fresh or self.store.generation != 0 or self.store.count() != (0, 0):
                 return
@@ -327,7 +330,8 @@ def ask(question: str, index_dir: str | Path | None = None, **kwargs) -> Answer:
 
     Keeps one Assistant per index folder so repeated calls do not reload the embedder.
     """
-    key = str(Path(index_dir).expanduser().resolve() if index_dir else default_index_dir().resolve())
+    index = resolve_index(index_dir, PROJECT_ROOT / "index")
+    key = index if isinstance(index, str) else str(index.resolve())
     with _default_lock:
         assistant = _default.get(key)
         if assistant is None:

@@ -21,7 +21,9 @@ EXIT_USER_ERROR = 2
 
 
 def _add_index_opts(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--index", metavar="DIR", help="index folder (default: $RAG_INDEX or ./index of the project)")
+    p.add_argument("--index", metavar="DIR|URL",
+                   help="index folder, or postgresql://USER:PASSWORD@HOST:PORT/DB for an index in PostgreSQL "
+                        "(default: $RAG_INDEX or ./index of the project)")
     p.add_argument("--embedder", metavar="NAME_OR_PATH",
                    help="all-MiniLM-L6-v2-int8-256 (ONNX), all-MiniLM-L6-v2 (PyTorch) or a sentence-transformers "
                         "model (default: int8 where onnxruntime is installed; an index keeps its own)")
@@ -102,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     st = isub.add_parser("stats", help="index statistics")
     _add_index_opts(st)
     st.add_argument("--json", action="store_true")
+    cp = isub.add_parser("copy", help="copy an index to another store (folder <-> PostgreSQL), without "
+                                      "embedding again; run again to resume")
+    cp.add_argument("src", metavar="SRC", help="the index to copy: a folder or a postgresql:// URL")
+    cp.add_argument("dst", metavar="DST", help="where to: a folder or a postgresql:// URL (created if new)")
+    cp.add_argument("--json", action="store_true", help="print the report as JSON")
     chk = isub.add_parser("check", help="check the index for damage (SQLite, full-text index, vectors, checksums)")
     _add_index_opts(chk)
     chk.add_argument("--repair", action="store_true",
@@ -245,6 +252,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    if args.index_command == "copy":
+        return cmd_index_copy(args)
     if args.index_command == "check":
         return cmd_check(args)
     assistant = _assistant(args, seed=False if args.index_command in ("add", "watch") else None)
@@ -305,11 +314,22 @@ def cmd_index(args: argparse.Namespace) -> int:
 
             print(json.dumps(asdict(st), indent=2))
         else:
+            vectors = "vectors:  " if st.path.startswith("postgresql://") else "faiss:    "
             print(f"index:     {st.path}\narticles:  {st.articles}\nchunks:    {st.chunks}\n"
-                  f"embedder:  {st.embedder} ({st.dimension}-dim)\nfaiss:     {st.faiss_type}\n"
+                  f"embedder:  {st.embedder} ({st.dimension}-dim)\n{vectors} {st.faiss_type}\n"
                   f"generation {st.generation}\nsize:      {st.size_bytes / 1e6:.2f} MB")
         return 0
     raise AssertionError(args.index_command)
+
+
+def cmd_index_copy(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from .transfer import copy_index
+
+    report = copy_index(args.src, args.dst, progress=not args.json and sys.stderr.isatty())
+    print(json.dumps(asdict(report), indent=2) if args.json else report.summary())
+    return 0
 
 
 def cmd_feed(args: argparse.Namespace) -> int:
@@ -323,6 +343,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .embed import make_embedder
     from .errors import ConfigError
     from .evaluate import eval_index_dir, evaluate, load_records, sync_corpus
+    from .stores import describe_index
 
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
@@ -344,7 +365,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     assistant.retriever.config = replace(assistant.retriever.config, mode=args.retrieval)
     if args.corpus:
         if sys.stderr.isatty():
-            print(f"Indexing {args.corpus} into {assistant.index_dir}…", file=sys.stderr)
+            print(f"Indexing {args.corpus} into {describe_index(assistant.index_dir)}…", file=sys.stderr)
         sync_corpus(assistant, args.corpus)
     tty = sys.stderr.isatty()
 

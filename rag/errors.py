@@ -31,6 +31,11 @@ class ModelError(RagError):
     """A GGUF model path that is missing, unreadable or not a GGUF file."""
 
 
+class IndexUnavailableError(RagError):
+    """The index's database server cannot be used: unreachable, login refused, no such database,
+    or pgvector missing. Messages name the server, never the password."""
+
+
 class IndexAccessError(RagError):
     """The index cannot be written (read-only, disk full, busy) or its folder cannot be created;
     what was already stored is intact."""

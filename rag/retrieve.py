@@ -25,6 +25,7 @@ import numpy as np
 
 from .chunk import split_sentences
 from .errors import ConfigError, IndexCorruptError
+from .lexical import LexicalQuery
 from .models import Passage, Query
 from .store import REPAIR_HINT, Store
 from .text import content_terms, tokens
@@ -149,18 +150,23 @@ def analyse(question: str, *, since: str | None = None, until: str | None = None
     )
 
 
-def fts_match(query: Query) -> str:
-    """An FTS5 MATCH expression: any content term or expansion phrase (BM25 ranks the rest)."""
+def lexical_query(query: Query) -> LexicalQuery:
+    """Any content term or expansion phrase (BM25 ranks the rest); each store renders it."""
     parts = []
     for t in query.terms:
         t = t.replace('"', "")
         if t:
-            parts.append(f'"{t}"')
+            parts.append(t)
     for phrase in query.expanded:
         ph = " ".join(tokens(phrase))
         if ph:
-            parts.append(f'"{ph}"')
-    return " OR ".join(dict.fromkeys(parts))
+            parts.append(ph)
+    return LexicalQuery(tuple(dict.fromkeys(parts)))
+
+
+def fts_match(query: Query) -> str:
+    """An FTS5 MATCH expression: any content term or expansion phrase (BM25 ranks the rest)."""
+    return lexical_query(query).fts5()
 
 
 RETRIEVAL_MODES = ("hybrid", "rrf", "dense", "bm25")
@@ -259,7 +265,7 @@ class Retriever:
         dense: list[tuple[int, float]] = []
         qvec = None
         if cfg.mode != "dense":
-            lexical = self.store.lexical_search(fts_match(query), cfg.depth, query.since, query.until)
+            lexical = self.store.lexical_search(lexical_query(query), cfg.depth, query.since, query.until)
         if cfg.mode != "bm25":
             qvec = self.embedder.encode([query.text])[0]
             dense = self.store.dense_search(qvec, cfg.depth, query.since, query.until)

@@ -39,6 +39,7 @@ import numpy as np
 
 from .errors import EmbedderMismatchError, IndexAccessError, IndexCorruptError, RagError
 from .ingest import content_hash
+from .lexical import LexicalQuery
 from .models import Article, ArticleInfo, Chunk, IndexStats
 
 log = logging.getLogger(__name__)
@@ -613,7 +614,7 @@ class Store:
     # ------------------------------------------------------------------ lexical
 
     @_guard
-    def lexical_search(self, match: str, n: int, since: str | None = None,
+    def lexical_search(self, match: str | LexicalQuery, n: int, since: str | None = None,
                        until: str | None = None) -> list[tuple[int, float]]:
         """BM25 over chunk text (title weighted lower); (chunk id, -bm25) best first.
 
@@ -622,6 +623,8 @@ class Store:
         OR query keeps its rarest words within that many postings (always at least one word);
         the common words it drops weigh least in BM25 and still count in the dense half.
         """
+        if not isinstance(match, str):  # a rag.lexical.LexicalQuery
+            match = match.fts5()
         if not match:
             return []
         match = self.bounded_match(match)

@@ -76,3 +76,29 @@ def seeds_assistant(seeds_index_dir, real_embedder, tmp_path):
     a = Assistant(d, embedder=real_embedder, seed=False, quiet=True)
     yield a
     a.close()
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL 16 with pgvector on 127.0.0.1 and a free port, its data in a temp folder;
+    started once for the session (under a second) and stopped at the end."""
+    from tests.pg_server import LocalPostgres
+
+    server = LocalPostgres().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_dsn(pg_server, request):
+    """A fresh empty database on the session's server; dropped after the test."""
+    import re
+
+    name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40] + f"_{os.getpid()}"
+    pg_server.drop_database(name)
+    dsn = pg_server.create_database(name)
+    yield dsn
+    pg_server.drop_database(name)

@@ -118,16 +118,26 @@ class WebServer:
             self.requests.append(Request(path, host, {k.lower(): v for k, v in h.headers.items()}))
             self._in_flight[host] = self._in_flight.get(host, 0) + 1
             self.max_in_flight[host] = max(self.max_in_flight.get(host, 0), self._in_flight[host])
+        left = []
+
+        def leave() -> None:
+            """A request stops counting as in flight when its answer starts: once the client has
+            read it, it may send the next one before this thread has returned."""
+            if not left:
+                left.append(True)
+                with self._lock:
+                    self._in_flight[host] -= 1
+
         try:
-            self._answer(h, self.routes.get(path))
+            self._answer(h, self.routes.get(path), leave)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeouts, size caps): that is what those tests want
         finally:
-            with self._lock:
-                self._in_flight[host] -= 1
+            leave()
 
-    def _answer(self, h: BaseHTTPRequestHandler, route: Route | None) -> None:
+    def _answer(self, h: BaseHTTPRequestHandler, route: Route | None, leave) -> None:
         if route is None:
+            leave()
             h.send_response(404)
             h.send_header("Content-Type", "text/plain")
             h.end_headers()
@@ -135,6 +145,7 @@ class WebServer:
             return
         if route.delay_s:
             time.sleep(route.delay_s)
+        leave()
         if (route.etag and h.headers.get("If-None-Match") == route.etag) or (
                 route.last_modified and h.headers.get("If-Modified-Since") == route.last_modified):
             h.send_response(304)

@@ -136,7 +136,7 @@ def _settings_info(backend: ChatBackend) -> str:
     lines = [
         f"**Embedder:** `{backend.embedder_name}`",
         f"**LLM:** `{model}`" if model else "**LLM:** none configured (`rag chat --model FILE.gguf`); answers are extractive",
-        f"**Index:** `{backend.index_dir.name}` ({n_articles} articles)",
+        f"**Index:** `{backend.index_label}` ({n_articles} articles)",
     ]
     return "  \n".join(lines)
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from rag.errors import ConfigError, InputError, RagError
 from rag.models import Answer, ArticleInfo, IngestItem, IngestReport
+from rag.stores import describe_index, is_dsn, uploads_dir
 
 from .render import public_message, sanitize_filename
 
@@ -85,8 +86,10 @@ class ChatBackend:
         self.max_upload_bytes = max_upload_bytes
         self.ingest_lock = threading.Lock()  # held briefly, for the uploads folder's files only
         self._in_flight: set[str] = set()  # upload names being indexed right now
-        self.index_dir = Path(assistant.index_dir).resolve()
-        self.uploads_dir = self.index_dir / UPLOADS_DIRNAME
+        index = assistant.index_dir
+        self.uploads_dir = uploads_dir(index)  # <index>/uploads, or a cache folder for a database
+        self.index_dir = Path(index).resolve() if not is_dsn(index) else self.uploads_dir.parent
+        self.index_label = describe_index(index) if is_dsn(index) else self.index_dir.name  # no password, no server path
         stream = getattr(assistant, "ask_stream", None)
         self._extractive: Any = None
         self._stream_kw = _accepted_keywords(stream, getattr(assistant, "ask", None)) if stream else set()
