@@ -25,8 +25,9 @@ def _add_index_opts(p: argparse.ArgumentParser) -> None:
                    help="index folder, or postgresql://USER:PASSWORD@HOST:PORT/DB for an index in PostgreSQL "
                         "(default: $RAG_INDEX or ./index of the project)")
     p.add_argument("--embedder", metavar="NAME_OR_PATH",
-                   help="all-MiniLM-L6-v2-int8-256 (ONNX), all-MiniLM-L6-v2 (PyTorch) or a sentence-transformers "
-                        "model (default: int8 where onnxruntime is installed; an index keeps its own)")
+                   help="all-MiniLM-L6-v2-int8-256 (int8, ONNX), all-MiniLM-L6-v2 (fp32) or a sentence-transformers "
+                        "model (default: int8 on CPUs with int8 dot-product instructions, else fp32; "
+                        "$RAG_EMBED_PRECISION overrides; an index keeps its own)")
 
 
 def add_llm_options(p: argparse.ArgumentParser) -> None:
