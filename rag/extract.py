@@ -58,13 +58,15 @@ def extract_page(html: str, source: str, *, url: str | None = None) -> Extracted
         raise InputError(f"{source}: not HTML (no tags found)")
     import trafilatura
 
+    options = dict(url=url, include_comments=False, include_tables=True, include_images=False,
+                   include_links=False, date_extraction_params=_DATE_PARAMS)
     try:
-        doc = trafilatura.bare_extraction(
-            html, url=url, with_metadata=True, include_comments=False, include_tables=True,
-            include_images=False, include_links=False, date_extraction_params=_DATE_PARAMS,
-        )
-    except (ValueError, TypeError) as e:  # lxml refuses some byte soups outright
-        raise InputError(f"{source}: malformed HTML ({e})") from None
+        doc = trafilatura.bare_extraction(html, with_metadata=True, **options)
+    except Exception:  # noqa: BLE001 - lxml/htmldate on tag soup: any error; the text may still be had
+        try:  # without the metadata pass (htmldate), which is where most tag soups fail
+            doc = trafilatura.bare_extraction(html, with_metadata=False, **options)
+        except Exception as e:  # noqa: BLE001 - one bad page is this page's failure, never the batch's
+            raise InputError(f"{source}: malformed HTML ({type(e).__name__}: {e})") from None
     raw_text = (getattr(doc, "text", None) or "") if doc is not None else ""
     paragraphs = [" ".join(line.split()) for line in raw_text.splitlines()]
     paragraphs = [p for p in paragraphs if p]

@@ -90,3 +90,13 @@ def test_dates_come_from_markup_not_from_the_story():
             "Lane, the club confirmed, after the stadium passed its inspection on 2 March 2024. "
             "Tickets go on sale next week.</p></article></body></html>")
     assert extract_page(html, "p.html").date is None
+
+
+def test_tag_soup_that_breaks_date_extraction_still_gives_its_text():
+    """An svg before the doctype made htmldate's clean-up fail inside lxml (found by the fuzz
+    lane): the page is read without its metadata instead of failing the batch."""
+    soup = ('<svg>\t"/> <meta property="og:url" content="2005-02-13<meta property="article:published_time" '
+            'content="A.d</time><style>\n\n=m<nav>1e999"/>ArsenalA.<template><a b=\'<br>no.<title><body></body>'
+            '<meta property="og:url" content="! &nbsp;<!DOCTYPE html><meta property="og:title" content="yes')
+    page = extract_page(soup, "soup.html")
+    assert "ArsenalA." in page.text and page.date is None
