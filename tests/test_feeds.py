@@ -431,3 +431,40 @@ def test_a_store_without_feed_storage_says_so():
 
     with pytest.raises(ConfigError, match=r"this index \(OtherStore\) cannot keep feeds"):
         feed_store_for(OtherStore())
+
+
+# ---------------------------------------------------------------------------- PostgreSQL only
+
+
+@pytest.mark.integration
+def test_postgres_feed_tables_created_by_many_at_once(pg_dsn):
+    """Processes opening a fresh database together all get the tables (no catalogue race)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rag.pgfeedstore import PostgresFeedStore
+
+    with ThreadPoolExecutor(8) as pool:
+        stores = list(pool.map(lambda _: PostgresFeedStore(pg_dsn), range(8)))
+    stores[0].add_feed("http://a.example/feed.xml", "A")
+    assert [[f.url for f in s.feeds()] for s in stores] == [["http://a.example/feed.xml"]] * 8
+    for s in stores:
+        s.close()
+
+
+@pytest.mark.integration
+def test_postgres_feed_store_reconnects_after_the_server_drops_it(pg_dsn):
+    import psycopg
+
+    from rag.errors import IndexUnavailableError
+    from rag.pgfeedstore import PostgresFeedStore
+
+    store = PostgresFeedStore(pg_dsn)
+    store.add_feed("http://a.example/feed.xml", "A")
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (store._db.info.backend_pid,))
+    with pytest.raises(IndexUnavailableError, match=r"feeds of index postgresql://rag@127\.0\.0\.1:\d+/\w+: "
+                                                    "lost the connection") as e:
+        store.feeds()
+    assert "rag-test-pw" not in str(e.value)
+    assert [f.title for f in store.feeds()] == ["A"]  # a new connection
+    store.close()
