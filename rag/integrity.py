@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import IndexCorruptError, RagError
+from .errors import ConfigError, IndexCorruptError, RagError
+from .pgschema import is_dsn, server_of
 from .store import (
     DB_NAME,
     Store,
@@ -103,6 +104,9 @@ def check_index(index_dir: str | Path, *, repair: bool = False, embedder=None) -
     ``embedder``: needed only to re-embed damaged vectors or chunks (the index's own embedder;
     built from the name recorded in the index when not given, and only if needed).
     """
+    if is_dsn(str(index_dir)):
+        raise ConfigError(f"{server_of(str(index_dir))}: `rag index check` checks index folders; a PostgreSQL "
+                          "index is checked with the server's own tools (amcheck, pg_dump)")
     folder = Path(index_dir).expanduser()
     db_path = folder / DB_NAME
     if not db_path.is_file():

@@ -80,13 +80,22 @@ def test_rag_index_watch(tmp_path):
     assert code == 130 and "rag: interrupted" in proc.lines[-1]
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def index(request, tmp_path):
+    """An index folder, or a fresh database on the real PostgreSQL server."""
+    return str(tmp_path / "idx") if request.param == "sqlite" else request.getfixturevalue("pg_dsn")
+
+
 @pytest.mark.integration
-def test_rag_feed_update_every(tmp_path):
+def test_rag_feed_update_every(index):
+    """Four processes share one index's feeds: one follows a feed, one updates it every minute,
+    one lists it, and one more update asks the feed's server once (robots.txt and validators
+    come from the index)."""
     with WebServer() as web:
         web.fixture("/pages/amp.html", "amp.html")
         web.fixture("/pages/heavy-navigation.html", "heavy-navigation.html")
         feed = web.fixture("/feeds/atom.xml", "atom.xml", content_type="application/atom+xml", etag='"a1"')
-        idx = str(tmp_path / "idx")
+        idx = index
         added = subprocess.run([*RAG, "feed", "add", feed, "--index", idx, "--no-fetch"], capture_output=True,
                                text=True, timeout=DEADLINE_S)
         assert added.returncode == 0 and "following" in added.stdout
@@ -100,6 +109,11 @@ def test_rag_feed_update_every(tmp_path):
         listed = subprocess.run([*RAG, "feed", "list", "--index", idx], capture_output=True, text=True,
                                 timeout=DEADLINE_S)
         assert "Grandstand Daily: Football" in listed.stdout and "2 articles" in listed.stdout
+        web.reset_log()
+        again = subprocess.run([*RAG, "feed", "update", "--index", idx], capture_output=True, text=True,
+                               timeout=DEADLINE_S)
+        assert again.returncode == 0 and "not modified" in again.stdout, again.stderr
+        assert web.paths() == ["/feeds/atom.xml"]
 
 
 @pytest.mark.integration

@@ -1,7 +1,9 @@
 """Feeds and pages end to end against a real HTTP server on 127.0.0.1 that the tests start.
 
 RSS and Atom fixtures written for the tests link to the fixture pages; the articles land in a real
-SQLite/FAISS index (with the hash embedder here; test_feeds_real.py uses the real one).
+SQLite/FAISS index (with the hash embedder here; test_feeds_real.py uses the real one). Tests marked
+``BOTH_STORES`` run again against a database on the real PostgreSQL server (integration lane),
+where the feed tables live beside the index's articles.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import pytest
 from rag import Assistant
 from rag.errors import ConfigError, InputError
 from rag.feeds import FeedRefresher, parse_feed, parse_interval
-from rag.fetch import FetchSettings
+from rag.fetch import FetchSettings, origin_of
 from tests.webserver import FIXTURES, Route, WebServer, article_html, expected, match_feed, match_report
 
 PAGES = ("news-article", "live-blog", "heavy-navigation", "amp", "undated")
+STORES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
+BOTH_STORES = pytest.mark.parametrize("index", STORES, indirect=True)
 
 
 @pytest.fixture
@@ -34,8 +38,17 @@ def web():
 
 
 @pytest.fixture
-def assistant(tmp_path, fake_embedder):
-    a = Assistant(tmp_path / "idx", embedder=fake_embedder, seed=False, quiet=True)
+def index(request, tmp_path):
+    """The index: a folder, unless a test is parametrised with ``BOTH_STORES`` (then also a fresh
+    PostgreSQL database)."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return tmp_path / "idx"
+    return request.getfixturevalue("pg_dsn")
+
+
+@pytest.fixture
+def assistant(index, fake_embedder):
+    a = Assistant(index, embedder=fake_embedder, seed=False, quiet=True)
     yield a
     a.close()
 
@@ -63,6 +76,7 @@ def test_broken_xml_and_non_feeds_are_named():
         parse_feed(b"<html><body><p>a page</p></body></html>", "http://x/", "text/html")
 
 
+@BOTH_STORES
 def test_feed_add_indexes_each_entry_page_without_boilerplate(web, assistant):
     info, result = assistant.feeds.add(web.url("/feeds/rss.xml"))
     assert info.title == "Northern Sport - Football" and info.articles == 3
@@ -86,6 +100,7 @@ def test_the_feeds_title_and_date_fill_in_for_a_bare_page(web, assistant):
     assert art.text.startswith("Quarry Athletic's new Dunnage Stand delayed until next season\n\nQuarry Athletic have")
 
 
+@BOTH_STORES
 def test_second_update_with_nothing_new_is_one_conditional_request(web, assistant):
     assistant.feeds.add(web.url("/feeds/rss.xml"))
     assistant.feeds.add(web.url("/feeds/atom.xml"))
@@ -111,6 +126,7 @@ def test_fifty_entries_in_one_update_then_nothing(web, assistant):
     assert web.paths() == ["/feeds/matches.xml"]
 
 
+@BOTH_STORES
 def test_changed_feed_fetches_only_new_and_edited_entries(web, assistant):
     url = match_feed(web, 5, etag='"m1"')
     assistant.feeds.add(url)
@@ -208,6 +224,7 @@ def test_adding_a_page_follows_the_feed_it_advertises(web, assistant):
     assert info.url == web.url("/feeds/atom.xml") and result.count("added") == 2
 
 
+@BOTH_STORES
 def test_add_twice_bad_urls_and_unknown_feeds_are_errors(web, assistant):
     assistant.feeds.add(web.url("/feeds/atom.xml"))
     with pytest.raises(InputError, match="already followed"):
@@ -223,6 +240,7 @@ def test_add_twice_bad_urls_and_unknown_feeds_are_errors(web, assistant):
     assert [f.url for f in assistant.feeds.list()] == [web.url("/feeds/atom.xml")]
 
 
+@BOTH_STORES
 def test_remove_keeps_articles_unless_purged(web, assistant):
     assistant.feeds.add(web.url("/feeds/rss.xml"))
     assistant.feeds.add(web.url("/feeds/atom.xml"))
@@ -247,6 +265,63 @@ def test_feeds_travel_with_the_index(web, tmp_path, fake_embedder):
         assert b.feeds.update().feeds[0].status == "not modified"
         assert web.paths() == ["/feeds/rss.xml"]  # robots.txt travelled too
     finally:
+        b.close()
+
+
+@BOTH_STORES
+def test_robots_txt_is_cached_in_the_index(web, index, fake_embedder):
+    web.route("/robots.txt", Route(body=b"User-agent: *\nDisallow: /private/\n", content_type="text/plain"))
+    a = Assistant(index, embedder=fake_embedder, seed=False, quiet=True)
+    try:
+        a.feeds.add(web.url("/feeds/rss.xml"))
+        fetched_at, status, body = a.feeds.store.robots_get(origin_of(web.url("/")))
+        assert (status, body) == (200, "User-agent: *\nDisallow: /private/\n")
+        assert abs(fetched_at - time.time()) < 60
+    finally:
+        a.close()
+    web.reset_log()
+    b = Assistant(index, embedder=fake_embedder, seed=False, quiet=True)  # as another process would
+    try:
+        result = b.add([web.url("/pages/amp.html")])
+        assert result.items[0].status == "added"
+        assert web.paths() == ["/pages/amp.html"]  # robots.txt came from the index, not the server
+    finally:
+        b.close()
+
+
+@BOTH_STORES
+def test_timestamps_keep_their_fractions(assistant):
+    """Times are stored as doubles in both stores (a PostgreSQL REAL would round them to minutes)."""
+    store = assistant.feeds.store
+    store.robots_put("http://a.example", 1767225600.123456, 404, "")
+    assert store.robots_get("http://a.example") == (1767225600.123456, 404, "")
+    before = time.time()
+    info = store.add_feed("http://a.example/feed.xml", None)
+    store.record_check(info.url, status="not modified", keep_validators=True)
+    info = store.feed(info.url)
+    assert before <= info.added_at <= info.checked_at <= time.time()
+
+
+@BOTH_STORES
+def test_two_assistants_share_the_feeds(web, index, fake_embedder):
+    """Two assistants on one index (two app servers on one database): one follows a feed, the
+    other sees it with its validators and entries, updates it with one conditional request and
+    removes it, and the first sees it gone."""
+    a = Assistant(index, embedder=fake_embedder, seed=False, quiet=True)
+    b = Assistant(index, embedder=fake_embedder, seed=False, quiet=True)
+    try:
+        a.feeds.add(web.url("/feeds/rss.xml"))
+        (info,) = b.feeds.list()
+        assert (info.url, info.title, info.articles, info.etag) == (web.url("/feeds/rss.xml"),
+                                                                    "Northern Sport - Football", 3, '"rss-1"')
+        web.reset_log()
+        assert b.feeds.update().feeds[0].status == "not modified"
+        assert web.paths() == ["/feeds/rss.xml"]
+        assert a.feeds.list()[0].status == "not modified"
+        assert len(b.feeds.remove(web.url("/feeds/rss.xml"), purge=True)) == 3
+        assert a.feeds.list() == [] and a.articles() == []
+    finally:
+        a.close()
         b.close()
 
 
@@ -299,11 +374,12 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_cli_feed_commands(web, tmp_path, capsys, monkeypatch):
+@BOTH_STORES
+def test_cli_feed_commands(web, index, capsys, monkeypatch):
     from tests.fakes import HashEmbedder
 
     monkeypatch.setattr("rag.assistant.make_embedder", lambda e: HashEmbedder())
-    idx = ["--index", str(tmp_path / "cli-idx")]
+    idx = ["--index", str(index)]
     code, out, _ = run_cli(capsys, "feed", "add", web.url("/feeds/rss.xml"), *idx)
     assert code == 0 and "following Northern Sport - Football" in out and "3 added" in out
     code, out, _ = run_cli(capsys, "feed", "add", web.url("/feeds/broken.xml"), *idx)
@@ -323,6 +399,7 @@ def test_cli_feed_commands(web, tmp_path, capsys, monkeypatch):
     assert code == 2 and "too short" in err
     code, _, err = run_cli(capsys, "feed", "add", "ftp://127.0.0.1/feed", *idx)
     assert code == 2 and "only http and https" in err
+    assert "rag-test-pw" not in out + err
 
 
 @pytest.mark.integration
@@ -354,3 +431,40 @@ def test_a_store_without_feed_storage_says_so():
 
     with pytest.raises(ConfigError, match=r"this index \(OtherStore\) cannot keep feeds"):
         feed_store_for(OtherStore())
+
+
+# ---------------------------------------------------------------------------- PostgreSQL only
+
+
+@pytest.mark.integration
+def test_postgres_feed_tables_created_by_many_at_once(pg_dsn):
+    """Processes opening a fresh database together all get the tables (no catalogue race)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rag.pgfeedstore import PostgresFeedStore
+
+    with ThreadPoolExecutor(8) as pool:
+        stores = list(pool.map(lambda _: PostgresFeedStore(pg_dsn), range(8)))
+    stores[0].add_feed("http://a.example/feed.xml", "A")
+    assert [[f.url for f in s.feeds()] for s in stores] == [["http://a.example/feed.xml"]] * 8
+    for s in stores:
+        s.close()
+
+
+@pytest.mark.integration
+def test_postgres_feed_store_reconnects_after_the_server_drops_it(pg_dsn):
+    import psycopg
+
+    from rag.errors import IndexUnavailableError
+    from rag.pgfeedstore import PostgresFeedStore
+
+    store = PostgresFeedStore(pg_dsn)
+    store.add_feed("http://a.example/feed.xml", "A")
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (store._db.info.backend_pid,))
+    with pytest.raises(IndexUnavailableError, match=r"feeds of index postgresql://rag@127\.0\.0\.1:\d+/\w+: "
+                                                    "lost the connection") as e:
+        store.feeds()
+    assert "rag-test-pw" not in str(e.value)
+    assert [f.title for f in store.feeds()] == ["A"]  # a new connection
+    store.close()

@@ -154,6 +154,18 @@ def test_the_command(index, capsys, monkeypatch):
     assert "no index here" in capsys.readouterr().err
 
 
+def test_the_command_on_a_postgresql_index_points_to_the_servers_tools(capsys, monkeypatch):
+    """No folder to check: one line saying so, never the password, and nothing is connected to."""
+    dsn = "postgresql://rag:s3cret@127.0.0.1:1/news"
+    for argv in (["index", "check", "--index", dsn], ["index", "check", "--repair"]):
+        monkeypatch.setenv("RAG_INDEX", dsn)
+        assert main(argv) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err == ("rag: error: postgresql://rag@127.0.0.1:1/news: `rag index check` checks index "
+                                     "folders; a PostgreSQL index is checked with the server's own tools "
+                                     "(amcheck, pg_dump)\n")
+
+
 def test_check_works_on_a_read_only_copy_of_the_command_line(index, tmp_path):
     d, _ = index
     copy = tmp_path / "copy"
