@@ -3,7 +3,6 @@ date filters and the reranking hook, over the seeds with the hash embedder (mill
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import pytest
 
