@@ -495,8 +495,23 @@ def main(argv: list[str] | None = None) -> int:
                         env=_env(), repeats=3 * repeats, seconds=5 if args.quick else 15)
         if "llm" in only and args.model:
             bench_llm(res, seeds, args.model.resolve(), args.embedder)
-                                                        "feeds", "watch", "extract", "serve",
-                                                        "embedders", "scaling", "chunking",
+        if only & {"feeds", "watch", "extract"}:
+            import sources
+
+            if "feeds" in only:
+                sources.bench_feeds(res, work, args.embedder)
+            if "watch" in only:
+                sources.bench_watch(res, work, args.embedder)
+            if "extract" in only:
+                sources.bench_extract(res)
+        if "embedders" in only:
+            robust.bench_embedders(res, work, CORPUS, child)
+        if "scaling" in only:
+            factors = (1, 4) if args.quick else (1, 4, 16)
+            robust.bench_scaling_without_model(res, work, CORPUS, factors)
+            robust.bench_scaling(res, work, CORPUS, child, factors, args.embedder)
+        if "chunking" in only:
+            robust.bench_chunking(res, CORPUS)
         if only & {"pg-ingest", "pg-ask", "pg-scale", "concurrency"}:
             bench_postgresql(res, work, args, only, pg_sizes, repeats, bbc_index, ask_at)
     finally:
