@@ -75,6 +75,7 @@ def build_store(index: str, n: str, vectors: str, chunks: str, embedder_name: st
 
     from contextlib import nullcontext
 
+    from rag.ingest import content_hash
     from rag.models import Article, Chunk
     from rag.store import NewArticle
     from rag.stores import open_store
@@ -88,12 +89,13 @@ def build_store(index: str, n: str, vectors: str, chunks: str, embedder_name: st
     batch: list[NewArticle] = []
     n_batch = 0
     for aid, title, texts, vecs in synthetic_articles(real, int(n)):
-        body = "\n\n".join(texts)
+        body = "\n\n".join(texts) + f"\n\n({aid})"  # unique, so each article has its own content hash
         chunks, start = [], 0
         for j, t in enumerate(texts):
             chunks.append(Chunk(0, aid, j, t, start, start + len(t)))
             start += len(t) + 2
-        batch.append(NewArticle(Article(aid, title, "2005-01-01", f"synthetic/{aid}.txt", body), aid, chunks, vecs))
+        batch.append(NewArticle(Article(aid, title, "2005-01-01", f"synthetic/{aid}.txt", body), content_hash(body),
+                                chunks, vecs))
         n_batch += len(texts)
         if n_batch >= 4000:
             store.write_batch(batch)

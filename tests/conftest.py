@@ -102,3 +102,23 @@ def pg_dsn(pg_server, request):
     dsn = pg_server.create_database(name)
     yield dsn
     pg_server.drop_database(name)
+
+
+@pytest.fixture
+def fake_cli(monkeypatch):
+    """The CLI with the hash embedder (fast; the real embedder is tested elsewhere)."""
+    from rag import assistant as assistant_mod
+    from tests.fakes import HashEmbedder
+
+    emb = HashEmbedder()
+    monkeypatch.setattr(assistant_mod, "make_embedder", lambda spec: emb)
+    return emb
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    """``rag ARGV`` in this process: (exit status, stdout, stderr)."""
+    from rag.cli import main
+
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err

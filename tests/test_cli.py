@@ -10,24 +10,9 @@ import sys
 
 import pytest
 
-from rag import assistant as assistant_mod
 from rag.cli import main
 from tests.conftest import ROOT, SEEDS
-from tests.fakes import HashEmbedder
-
-
-@pytest.fixture
-def fake_cli(monkeypatch):
-    """The CLI with the hash embedder (unit lane)."""
-    emb = HashEmbedder()
-    monkeypatch.setattr(assistant_mod, "make_embedder", lambda spec: emb)
-    return emb
-
-
-def run(argv, capsys):
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.conftest import run_cli as run
 
 
 def test_index_add_list_stats_rm(fake_cli, tmp_path, capsys):

@@ -332,22 +332,20 @@ def reference_split(text: str) -> list[tuple[int, int]]:
                 continue
         else:
             end = m.start()
-        s, e = start, end
-        while s < e and text[s].isspace():
-            s += 1
-        while e > s and text[e - 1].isspace():
-            e -= 1
-        if e > s:
-            out.append((s, e))
+        _add_stripped(out, text, start, end)
         start = m.end()
-    s, e = start, len(text)
+    _add_stripped(out, text, start, len(text))
+    return out
+
+
+def _add_stripped(out: list[tuple[int, int]], text: str, s: int, e: int) -> None:
+    """Appends text[s:e] without its surrounding white space, unless nothing is left."""
     while s < e and text[s].isspace():
         s += 1
     while e > s and text[e - 1].isspace():
         e -= 1
     if e > s:
         out.append((s, e))
-    return out
 
 
 def test_sentence_splitter_agrees_with_the_reference():

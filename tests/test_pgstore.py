@@ -15,8 +15,6 @@ import numpy as np
 import pytest
 
 from rag import Assistant
-from rag import assistant as assistant_mod
-from rag.cli import main
 from rag.errors import IndexCorruptError
 from rag.lexical import LexicalQuery
 from rag.pgstore import PgStore
@@ -24,25 +22,12 @@ from rag.retrieve import analyse, lexical_query
 from rag.stores import open_store
 from rag.transfer import copy_index, export_page
 from tests.conftest import SEEDS
+from tests.conftest import run_cli as run
 from tests.fakes import HashEmbedder
 from tests.pg_server import PASSWORD, LocalPostgres, free_port, install_without_pgvector
 from tests.test_crash import write_corpus
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def fake_cli(monkeypatch):
-    """The CLI with the hash embedder."""
-    emb = HashEmbedder()
-    monkeypatch.setattr(assistant_mod, "make_embedder", lambda spec: emb)
-    return emb
-
-
-def run(argv, capsys):
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # ------------------------------------------------------------------ schema

@@ -5,27 +5,11 @@ from __future__ import annotations
 
 import sqlite3
 
-import pytest
-
-from rag import assistant as assistant_mod
-from rag.cli import main, term
+from rag.cli import term
 from tests.conftest import SEEDS
-from tests.fakes import HashEmbedder
+from tests.conftest import run_cli as run
 
 ESC = "\x1b"
-
-
-@pytest.fixture
-def fake_cli(monkeypatch):
-    emb = HashEmbedder()
-    monkeypatch.setattr(assistant_mod, "make_embedder", lambda spec: emb)
-    return emb
-
-
-def run(argv, capsys):
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_rm_tries_every_id_and_says_which_were_not_removed(fake_cli, tmp_path, capsys):
