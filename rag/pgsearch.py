@@ -34,7 +34,7 @@ from .lexical import LexicalQuery
 from .pgschema import TEXT_WEIGHT, TITLE_WEIGHT, guarded
 
 K1, B = 1.2, 0.75
-EF_PER_ROOT = 0.3  # HNSW candidates per search per square root of the passages
+EF_PER_ROOT = 0.5  # HNSW candidates per search per square root of the passages
 OVERFLOW = 4  # a query whose rarest phrases still match this many budgets of passages is not scored
 RANK_WEIGHTS = f"{{0,0,{TITLE_WEIGHT},{TEXT_WEIGHT}}}"  # ts_rank_cd weights D, C, B (title), A (text)
 
