@@ -229,7 +229,7 @@ class Feeds:
         url = check_url(url)
         if not update:
             return self.store.add_feed(url, None), None
-        with self._update_lock, self.fetcher(settings) as fetcher:
+        with self._update_lock, self.store.updating(), self.fetcher(settings) as fetcher:
             resp = fetcher.get(url, accept=FEED_ACCEPT, max_bytes=FEED_MAX_BYTES)
             try:
                 parsed = parse_feed(resp.body, resp.final_url, resp.headers.get("content-type", ""))
@@ -264,7 +264,7 @@ class Feeds:
         """Updates the given feeds (default: all), one after another; never raises for a feed."""
         t0 = time.perf_counter()
         report = FeedUpdateReport()
-        with self._update_lock, self.fetcher(settings) as fetcher:
+        with self._update_lock, self.store.updating(), self.fetcher(settings) as fetcher:
             feeds = self.store.feeds()
             if urls:
                 by_url = {f.url: f for f in feeds}

@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -107,6 +107,7 @@ class FeedStore(Protocol):
     def put_entries(self, url: str, records: list[EntryRecord]) -> None: ...
     def robots_get(self, origin: str) -> tuple[float, int, str] | None: ...
     def robots_put(self, origin: str, fetched_at: float, status: int, body: str) -> None: ...
+    def updating(self) -> AbstractContextManager[None]: ...
     def close(self) -> None: ...
 
 
@@ -133,6 +134,14 @@ class FeedTables:
 
     def close(self) -> None:
         raise NotImplementedError
+
+    @contextmanager
+    def updating(self) -> Iterator[None]:
+        """Held while feeds are updated, across processes: two refreshers on one index (a
+        terminal's `rag feed update --every` and a server's `--feeds-every`, or two app servers
+        on one database) take turns, so the second finds the entries indexed and the feeds
+        unchanged instead of fetching every page again."""
+        yield
 
     def _sql(self, sql: str) -> str:
         return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
@@ -243,6 +252,24 @@ class SQLiteFeedStore(FeedTables):
     def close(self) -> None:
         with self._lock:
             self.db.close()
+
+    @contextmanager
+    def updating(self) -> Iterator[None]:
+        """An exclusive ``flock`` on a file beside the index's database (a read-only index has
+        nothing to update, and is left unlocked)."""
+        import fcntl
+
+        try:
+            f = open(self.db_path.with_name(self.db_path.name + "-feeds.lock"), "a")  # noqa: SIM115
+        except OSError:
+            yield
+            return
+        with f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     @contextmanager
     def _cursor(self) -> Iterator[sqlite3.Cursor]:

@@ -25,6 +25,9 @@ from .feedstore import FeedTables, feed_schema
 from .pgschema import LOCK_KEY, connect_error, server_of
 
 
+UPDATE_LOCK_KEY = 0x72_61_67_5F_66_65_65_64  # pg_advisory_lock key held while feeds update ("rag_feed")
+
+
 class PostgresFeedStore(FeedTables):
     """The feed tables in a PostgreSQL database (the index's ``dsn``). Thread-safe."""
 
@@ -77,6 +80,25 @@ class PostgresFeedStore(FeedTables):
             conn = self._conn()
             with conn.transaction(), conn.cursor() as cur:
                 yield cur
+
+    @contextmanager
+    def updating(self) -> Iterator[None]:
+        """A session advisory lock on a connection of its own, held while feeds are updated:
+        refreshers on several app servers take turns instead of fetching the same pages."""
+        import psycopg
+
+        try:
+            conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=self.connect_timeout)
+        except psycopg.Error as e:
+            raise connect_error(e, self.dsn, what="feeds of index") from None
+        with conn:
+            with self._guard():
+                conn.execute("SELECT pg_advisory_lock(%s)", (UPDATE_LOCK_KEY,))
+            try:
+                yield
+            finally:
+                if not conn.broken:
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (UPDATE_LOCK_KEY,))
 
     def close(self) -> None:
         with self._lock:

@@ -325,6 +325,36 @@ def test_two_assistants_share_the_feeds(web, index, fake_embedder):
         b.close()
 
 
+@BOTH_STORES
+def test_two_refreshers_on_one_index_take_turns(web, index, fake_embedder):
+    """Two processes' refreshers updating one index at once (a terminal and a server, or two app
+    servers on one database): each page is fetched once; the second update finds the feed
+    unchanged and its entries indexed."""
+    import threading
+
+    for name in ("live-blog", "news-article", "undated"):  # slow pages: the two updates overlap
+        web.routes[f"/pages/{name}.html"].delay_s = 0.3
+    a = Assistant(index, embedder=fake_embedder, seed=False, quiet=True)
+    b = Assistant(index, embedder=fake_embedder, seed=False, quiet=True)
+    try:
+        a.feeds.add(web.url("/feeds/rss.xml"), update=False)
+        web.reset_log()
+        reports = []
+        threads = [threading.Thread(target=lambda x=x: reports.append(x.feeds.update())) for x in (a, b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        pages = [p for p in web.paths() if p.startswith("/pages/")]
+        assert sorted(pages) == ["/pages/live-blog.html", "/pages/news-article.html", "/pages/undated.html"]
+        assert web.paths().count("/feeds/rss.xml") == 2
+        assert sorted(r.feeds[0].status for r in reports) == ["not modified", "updated"]
+        assert len(a.articles()) == 3
+    finally:
+        a.close()
+        b.close()
+
+
 def test_index_add_a_single_page(web, assistant):
     report = assistant.add([web.url("/pages/heavy-navigation.html"), web.url("/pages/nothing.html")])
     assert [i.status for i in report.items] == ["added", "failed"]
