@@ -289,6 +289,15 @@ class SQLiteFeedStore(FeedTables):
             cur.execute("COMMIT")
 
 
+def has_feed_tables(store: object) -> bool:
+    """Whether an article store's index holds feed tables yet (looking creates nothing)."""
+    if getattr(store, "dsn", None) is not None:
+        with store._read() as conn:  # type: ignore[attr-defined]
+            return conn.execute("SELECT to_regclass('feeds') IS NOT NULL").fetchone()[0]
+    db = getattr(store, "db", None)
+    return db is not None and db.execute("SELECT 1 FROM sqlite_master WHERE name = 'feeds'").fetchone() is not None
+
+
 def feed_store_for(store: object) -> FeedStore:
     """The feed storage of an article store: tables in its SQLite file, or in its PostgreSQL
     database (a store with a ``dsn``)."""

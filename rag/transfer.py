@@ -6,7 +6,8 @@ transaction per page, so a copy that is interrupted leaves whole articles only, 
 again resumes: an article already in the destination with the same text is skipped, a changed
 one replaced. The destination records the source's embedder and dimension (or must already have
 the same ones). Into an empty PostgreSQL index the vectors go in without the HNSW index, which is
-built once at the end.
+built once at the end. The feeds the source follows come along, with their validators and
+entries, so the copy goes on following them.
 """
 
 from __future__ import annotations
@@ -35,11 +36,13 @@ class CopyReport:
     updated: int = 0  # articles whose text had changed, replaced
     skipped: int = 0  # already there with the same text
     chunks: int = 0  # chunks written
+    feeds: int = 0  # followed feeds copied, with their entries and validators
     seconds: float = 0.0
 
     def summary(self) -> str:
+        feeds = f", {self.feeds} feeds" if self.feeds else ""
         return (f"{self.copied} copied, {self.updated} updated, {self.skipped} already there "
-                f"({self.chunks} chunks, {self.seconds:.1f}s)")
+                f"({self.chunks} chunks{feeds}, {self.seconds:.1f}s)")
 
 
 def export_page(store, after: str | None, limit: int) -> list[NewArticle]:
@@ -101,12 +104,42 @@ def copy_index(src: str | Path, dst: str | Path, *, progress: bool = False) -> C
             dest.checkpoint()
             if bar is not None:
                 bar.close()
+            report.feeds = copy_feeds(source, dest)
         finally:
             dest.close()
     finally:
         source.close()
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def copy_feeds(source, dest) -> int:
+    """The feeds ``source`` follows, with their validators and what each entry became, into
+    ``dest``: the copy goes on following them without fetching old entries again. Cached
+    robots.txt files are not copied (they expire within a day). Returns the number of feeds."""
+    from .feedstore import feed_store_for, has_feed_tables
+
+    if not has_feed_tables(source):
+        return 0
+    src = feed_store_for(source)
+    try:
+        feeds = src.feeds()
+        if not feeds:
+            return 0
+        dst = feed_store_for(dest)
+        try:
+            for f in feeds:
+                if dst.feed(f.url) is None:
+                    dst.add_feed(f.url, f.title)
+                if f.status:
+                    dst.record_check(f.url, status=f.status, error=f.error, title=f.title, etag=f.etag,
+                                     last_modified=f.last_modified)
+                dst.put_entries(f.url, list(src.entries(f.url).values()))
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    return len(feeds)
 
 
 def _copy_page(page: list[NewArticle], dest, report: CopyReport) -> None:

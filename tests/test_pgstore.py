@@ -16,6 +16,7 @@ import pytest
 
 from rag import Assistant
 from rag.errors import IndexCorruptError
+from rag.feedstore import EntryRecord, feed_store_for
 from rag.lexical import LexicalQuery
 from rag.pgstore import PgStore
 from rag.retrieve import analyse, lexical_query
@@ -195,6 +196,11 @@ def test_copy_sqlite_to_postgresql_and_back_without_embedding(pg_dsn, tmp_path, 
     src = tmp_path / "src"
     a = Assistant(src, embedder=HashEmbedder(dim=48, name="hash-48"), seed=False, quiet=True)
     a.add([corpus, SEEDS])
+    feed = "http://127.0.0.1:9/football/rss.xml"  # followed feeds travel with the index
+    entry = EntryRecord("entry-1", "http://127.0.0.1:9/football/1.html", "2024-03-01", a.articles()[0].id, "indexed")
+    a.feeds.store.add_feed(feed, "Test Sport")
+    a.feeds.store.record_check(feed, status="updated", etag='"v7"', last_modified="Fri, 01 Mar 2024 09:00:00 GMT")
+    a.feeds.store.put_entries(feed, [entry])
     a.close()
     # a first copy stopped part-way: only some articles made it
     code, out, err = run(["index", "copy", str(src), pg_dsn], capsys)
@@ -204,7 +210,7 @@ def test_copy_sqlite_to_postgresql_and_back_without_embedding(pg_dsn, tmp_path, 
         removed.remove(info.id)
     removed.close()
     code, out, _ = run(["index", "copy", str(src), pg_dsn, "--json"], capsys)
-    assert json.loads(out) | {"seconds": 0} == {"copied": 100, "updated": 0, "skipped": 142,
+    assert json.loads(out) | {"seconds": 0} == {"copied": 100, "updated": 0, "skipped": 142, "feeds": 1,
                                                  "chunks": json.loads(out)["chunks"], "seconds": 0}
     back = tmp_path / "back"
     report = copy_index(pg_dsn, back)
@@ -222,6 +228,13 @@ def test_copy_sqlite_to_postgresql_and_back_without_embedding(pg_dsn, tmp_path, 
             assert np.array_equal(vecs2, vecs)  # the very same float32 vectors
     st = stores[2].stats()
     assert (st.embedder, st.dimension, st.chunks) == ("hash-48", 48, stores[0].count()[1])
+    for s in stores[1:]:
+        fs = feed_store_for(s)
+        (info,) = fs.feeds()
+        assert (info.url, info.title, info.etag, info.last_modified, info.status) == (
+            feed, "Test Sport", '"v7"', "Fri, 01 Mar 2024 09:00:00 GMT", "updated")
+        assert fs.entries(feed) == {"entry-1": entry}
+        fs.close()
     # the copy answers as the original does
     answers = []
     for index in (src, pg_dsn, back):
