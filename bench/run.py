@@ -257,7 +257,7 @@ def bench_scale(res: Results, work: Path, embedder: str | None, sizes: list[int]
     from synthetic import exact_top, real_vectors, replicate
 
     from rag.embed import make_embedder
-    from rag.store import FaissConfig, _building, new_index, training_size
+    from rag.faisscache import FaissConfig, _building, new_index, training_size
 
     emb = make_embedder(embedder)
     real = real_vectors(emb, CORPUS, [DEV, SEEDS_QA], RESULTS / "cache")

@@ -26,14 +26,8 @@ import numpy as np
 
 from .errors import ConfigError, IndexCorruptError, RagError
 from .pgschema import is_dsn, server_of
-from .store import (
-    DB_NAME,
-    Store,
-    _open_read_only,
-    _pid_alive,
-    _writable,
-    file_checksum,
-)
+from .faisscache import _pid_alive, file_checksum
+from .store import DB_NAME, Store, _open_read_only, _writable
 
 log = logging.getLogger(__name__)
 
@@ -338,7 +332,7 @@ def _check_faiss(folder: Path, report: CheckReport) -> None:
 
 def _compare_faiss(store: Store, path: Path, report: CheckReport) -> None:
     """The FAISS file's ids (and, for an exact index, vectors) against SQLite."""
-    from .store import _faiss
+    from .faisscache import _faiss
 
     faiss = _faiss()
     try:

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from .integrity import DERIVED_TABLES, CheckReport, _bad_vectors, _meta, _stored_name
-from .store import DB_NAME, Store, _pid_alive
+from .faisscache import _pid_alive
+from .store import DB_NAME, Store
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ import pytest
 
 from rag.errors import IndexCorruptError
 from rag.models import Article, Chunk
-from rag.store import FaissConfig, NewArticle, Store, nlist_for
+from rag.faisscache import FaissConfig, nlist_for
+from rag.store import NewArticle, Store
 
 DIM = 32
 SMALL = FaissConfig(exact_max=200, checkpoint_min=50)
