@@ -71,24 +71,6 @@ def test_changed_file_replaces_its_chunks(empty, tmp_path):
     assert [a.id for a in empty.articles()] == ["a"]
 
 
-def test_duplicate_text_stored_once(empty, tmp_path):
-    a = write(tmp_path / "a.txt", ARTICLE)
-    b = write(tmp_path / "copy" / "b.txt", ARTICLE.replace("\n", "\r\n"))  # same text, other line endings
-    report = empty.add([a, b])
-    assert [i.status for i in report.items] == ["added", "skipped"]
-    assert "same text" in report.items[1].reason
-    report = empty.add([b])
-    assert report.items[0].status == "skipped" and "same text as article a" in report.items[0].reason
-    assert empty.store.count()[0] == 1
-
-
-def test_same_stem_in_two_folders_gets_unique_ids(empty, tmp_path):
-    a = write(tmp_path / "x" / "match.txt", ARTICLE)
-    b = write(tmp_path / "y" / "match.txt", ARTICLE.replace("Brandt", "Keller"))
-    empty.add([a, b])
-    assert sorted(x.id for x in empty.articles()) == ["match", "match-2"]
-
-
 def test_remove(empty, tmp_path):
     empty.add([write(tmp_path / "a.txt", ARTICLE)])
     empty.remove("a")
