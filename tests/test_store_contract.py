@@ -115,6 +115,7 @@ def test_duplicate_text_stored_once(assistant, tmp_path):
     b = write(tmp_path / "copy" / "b.txt", ARTICLE.replace("\n", "\r\n"))  # same text, other line endings
     report = assistant.add([a, b])
     assert [i.status for i in report.items] == ["added", "skipped"]
+    assert "same text" in report.items[1].reason
     report = assistant.add([b])
     assert report.items[0].status == "skipped" and "same text as article a" in report.items[0].reason
     assert assistant.store.count()[0] == 1
