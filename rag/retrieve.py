@@ -253,7 +253,7 @@ class Retriever:
             pool = self._fused(query, want)
         else:
             pool = self.reranker.rerank(query, self._fused(query, max(want, self.reranker.candidates)), want)
-        check_passages(pool, getattr(self.store, "dir", None) or "the index")
+        check_passages(pool, getattr(self.store, "dir", None) or getattr(self.store, "server", "the index"))
         return widen(pool, cfg.context_words)[:top_k] if widening else pool
 
     def candidates(self, query: Query) -> tuple[list[tuple[int, float]], list[tuple[int, float]], np.ndarray | None]:

@@ -122,3 +122,20 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
     code = main(argv)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+BRANDT_ARTICLE = """Wanderers sign keeper
+
+Riverside Wanderers have signed goalkeeper Tomas Brandt from Eastfield Rovers for a fee of £3m.
+Brandt, 27, agreed a four-year contract and will wear the number 13 shirt.
+"""
+
+
+def write_file(path: Path, content: str | bytes) -> Path:
+    """Writes ``content`` at ``path`` (UTF-8 for text), making its folders; returns the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path

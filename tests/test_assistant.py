@@ -13,13 +13,9 @@ import pytest
 from rag import Assistant
 from rag.errors import ConfigError, EmbedderMismatchError, IndexCorruptError, InputError
 from tests.conftest import SEEDS
+from tests.conftest import BRANDT_ARTICLE as ARTICLE
+from tests.conftest import write_file as write
 from tests.fakes import HashEmbedder
-
-ARTICLE = """Wanderers sign keeper
-
-Riverside Wanderers have signed goalkeeper Tomas Brandt from Eastfield Rovers for a fee of £3m.
-Brandt, 27, agreed a four-year contract and will wear the number 13 shirt.
-"""
 
 
 @pytest.fixture
@@ -27,12 +23,6 @@ def empty(tmp_path, fake_embedder):
     a = Assistant(tmp_path / "idx", embedder=fake_embedder, seed=False, quiet=True)
     yield a
     a.close()
-
-
-def write(path, text):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def test_add_ask_and_cite(empty, tmp_path):

@@ -15,6 +15,7 @@ from rag.ingest import (
     read_file,
 )
 from tests.conftest import SEEDS
+from tests.conftest import write_file
 
 BODY = "Arsenal beat Chelsea 2-1 at Highbury. Thierry Henry scored twice in the second half."
 
@@ -27,12 +28,7 @@ def one(path: Path):
 
 
 def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
-    p = tmp_path / name
-    if isinstance(content, bytes):
-        p.write_bytes(content)
-    else:
-        p.write_text(content, encoding="utf-8")
-    return p
+    return write_file(tmp_path / name, content)
 
 
 # ------------------------------------------------------------------ formats

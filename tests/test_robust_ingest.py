@@ -16,14 +16,13 @@ from rag.chunk import chunk_article, split_sentences
 from rag.errors import InputError
 from rag.ingest import read_file
 from rag.models import Article
+from tests.conftest import write_file
 
 BODY = "Arsenal beat Chelsea 2-1 at Highbury. Thierry Henry scored twice in the second half."
 
 
-def write(tmp_path: Path, name: str, content: str) -> Path:
-    p = tmp_path / name
-    p.write_text(content, encoding="utf-8")
-    return p
+def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
+    return write_file(tmp_path / name, content)
 
 
 def only(results):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -183,15 +184,21 @@ def test_a_failed_add_keeps_an_existing_index(fake_assistant, fake_embedder, tmp
     assert (d / "rag.sqlite3").exists() and a.store.count()[0] == 2
 
 
-def test_a_passage_that_is_not_its_articles_text_is_reported(fake_assistant, fake_embedder):
-    fake_assistant.articles()
-    d = fake_assistant.index_dir
-    fake_assistant.close()
-    db = sqlite3.connect(d / "rag.sqlite3")  # a damaged row: same length, other words
-    db.execute("UPDATE chunks SET text = replace(text, 'June 2024', 'July 2031')")
+def _damage(assistant, table: str) -> Path:
+    """The index folder of ``assistant`` (closed) with 'June 2024' changed to 'July 2031' in
+    ``table``'s text: a damaged row of the same length."""
+    assistant.articles()
+    d = assistant.index_dir
+    assistant.close()
+    db = sqlite3.connect(d / "rag.sqlite3")
+    db.execute(f"UPDATE {table} SET text = replace(text, 'June 2024', 'July 2031')")
     db.commit()
     db.close()
-    a = Assistant(d, embedder=fake_embedder, quiet=True)
+    return d
+
+
+def test_a_passage_that_is_not_its_articles_text_is_reported(fake_assistant, fake_embedder):
+    a = Assistant(_damage(fake_assistant, "chunks"), embedder=fake_embedder, quiet=True)
     with pytest.raises(IndexCorruptError, match="does not match the article's text"):
         a.ask("When does Alonso's contract expire?")
 
@@ -199,13 +206,7 @@ def test_a_passage_that_is_not_its_articles_text_is_reported(fake_assistant, fak
 def test_damaged_article_text_is_reported_not_quoted(fake_assistant, fake_embedder):
     from rag.integrity import check_index
 
-    fake_assistant.articles()
-    d = fake_assistant.index_dir
-    fake_assistant.close()
-    db = sqlite3.connect(d / "rag.sqlite3")  # damaged bytes inside the article's text
-    db.execute("UPDATE articles SET text = replace(text, 'June 2024', 'July 2031')")
-    db.commit()
-    db.close()
+    d = _damage(fake_assistant, "articles")  # damaged bytes inside the article's text
     a = Assistant(d, embedder=fake_embedder, quiet=True)
     with pytest.raises(IndexCorruptError, match="the text of article '002_0df7e0b7cc0cc3af' is damaged"):
         a.ask("When does Alonso's contract expire?")

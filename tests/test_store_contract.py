@@ -18,15 +18,11 @@ from rag.lexical import LexicalQuery
 from rag.retrieve import RetrievalConfig
 from rag.stores import open_store
 from tests.conftest import SEEDS
+from tests.conftest import BRANDT_ARTICLE as ARTICLE
+from tests.conftest import write_file as write
 from tests.fakes import HashEmbedder
 
 STORES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
-
-ARTICLE = """Wanderers sign keeper
-
-Riverside Wanderers have signed goalkeeper Tomas Brandt from Eastfield Rovers for a fee of £3m.
-Brandt, 27, agreed a four-year contract and will wear the number 13 shirt.
-"""
 
 
 def dated(title: str, date: str, body: str) -> str:
@@ -46,12 +42,6 @@ def assistant(index):
     a = Assistant(index, embedder=HashEmbedder(), seed=False, quiet=True)
     yield a
     a.close()
-
-
-def write(path, text):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def test_add_ask_and_cite_exact_offsets(assistant, tmp_path):
