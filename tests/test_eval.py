@@ -240,3 +240,18 @@ def test_evaluate_on_the_seeds_with_the_session_index(seeds_assistant):
     assert report.total.questions == 18 and report.total.passed >= 14  # measured 15
     assert report.total.answer_hit >= 0.75 and report.total.unanswerable_abstained == 1.0
     assert report.total.answer_at_5 == 1.0
+
+
+def test_the_peers_worker_uses_the_projects_own_matching():
+    """bench/peers_worker.py runs where the rag package cannot be imported: it loads
+    rag/matching.py by path, so its answer matching is this very function's."""
+    import importlib.util
+
+    from tests.conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("peers_worker", ROOT / "bench" / "peers_worker.py")
+    worker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(worker)
+    assert worker.contains_answer.__code__.co_filename == contains_answer.__code__.co_filename
+    assert worker.contains_answer("the  Mottram\nHall hotel", ["mottram hall"])
+    assert not worker.contains_answer("Hall", ["Mottram Hall"])
